@@ -1,0 +1,1 @@
+"""Authentication and access control: htpasswd through twisted.cred."""

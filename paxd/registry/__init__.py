@@ -1,0 +1,1 @@
+"""The registry domain: names, digests, manifests and the rules of push and pull."""

@@ -1,0 +1,94 @@
+"""Docker distribution's storage layout, as logical paths for a storage driver.
+
+A directory written by distribution 2.x (and by the vendor's fork of it) is
+served unchanged, and the other way round::
+
+    /docker/registry/v2/blobs/sha256/<2 hex>/<hex>/data
+    /docker/registry/v2/repositories/<name>/_layers/sha256/<hex>/link
+    /docker/registry/v2/repositories/<name>/_manifests/revisions/sha256/<hex>/link
+    /docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/current/link
+    /docker/registry/v2/repositories/<name>/_manifests/tags/<tag>/index/sha256/<hex>/link
+    /docker/registry/v2/repositories/<name>/_uploads/<uuid>/{data,startedat}
+
+Every function takes values already validated by :mod:`paxd.registry.reference`.
+"""
+
+from __future__ import annotations
+
+from paxd.registry.reference import Digest
+
+ROOT = "/docker/registry/v2"
+BLOBS = f"{ROOT}/blobs"
+REPOSITORIES = f"{ROOT}/repositories"
+#: paxd's own bookkeeping, outside anything distribution reads.
+PAXD = "/paxd"
+CATALOG_JOURNAL = f"{PAXD}/catalog.journal"
+
+
+def blob_dir(digest: Digest) -> str:
+    return f"{BLOBS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def blob_data(digest: Digest) -> str:
+    return f"{blob_dir(digest)}/data"
+
+
+def repository(name: str) -> str:
+    return f"{REPOSITORIES}/{name}"
+
+
+def layers(name: str) -> str:
+    return f"{repository(name)}/_layers"
+
+
+def layer_link(name: str, digest: Digest) -> str:
+    return f"{layers(name)}/{digest.algorithm}/{digest.hex}/link"
+
+
+def manifests(name: str) -> str:
+    return f"{repository(name)}/_manifests"
+
+
+def revision_link(name: str, digest: Digest) -> str:
+    return f"{manifests(name)}/revisions/{digest.algorithm}/{digest.hex}/link"
+
+
+def revisions(name: str, algorithm: str = "sha256") -> str:
+    return f"{manifests(name)}/revisions/{algorithm}"
+
+
+def tags(name: str) -> str:
+    return f"{manifests(name)}/tags"
+
+
+def tag_dir(name: str, tag: str) -> str:
+    return f"{tags(name)}/{tag}"
+
+
+def tag_current_link(name: str, tag: str) -> str:
+    return f"{tag_dir(name, tag)}/current/link"
+
+
+def tag_index_link(name: str, tag: str, digest: Digest) -> str:
+    return f"{tag_dir(name, tag)}/index/{digest.algorithm}/{digest.hex}/link"
+
+
+def uploads(name: str) -> str:
+    return f"{repository(name)}/_uploads"
+
+
+def upload_dir(name: str, uuid: str) -> str:
+    return f"{uploads(name)}/{uuid}"
+
+
+def upload_data(name: str, uuid: str) -> str:
+    return f"{upload_dir(name, uuid)}/data"
+
+
+def upload_startedat(name: str, uuid: str) -> str:
+    return f"{upload_dir(name, uuid)}/startedat"
+
+
+def link_content(digest: Digest) -> bytes:
+    """What a link file holds: the digest, no newline (as distribution writes it)."""
+    return str(digest).encode("ascii")

@@ -1,0 +1,1 @@
+"""Storage drivers: where blobs, manifests and links live."""

@@ -1,0 +1,143 @@
+"""The storage driver interface.
+
+A driver is a key/value store of *logical paths* (``/docker/registry/v2/...``,
+always '/'-separated, always absolute, never containing ``.`` or ``..``
+segments), in the manner of Docker distribution's ``storagedriver``.  The
+on-disk layout is chosen above the driver, in :mod:`paxd.registry.layout`, so
+that the filesystem driver writes exactly what distribution writes and an
+object-store driver is a new file here and nothing else.
+
+Every method returns a :class:`~twisted.internet.defer.Deferred`: no caller
+ever blocks on storage, and no local file path leaves the driver.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+import attrs
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+
+class StorageError(Exception):
+    """A storage operation failed for a reason other than a missing path."""
+
+
+class PathNotFound(StorageError):
+    """The path does not exist."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"path not found: {path}")
+        self.path = path
+
+
+class InvalidPath(StorageError):
+    """The path is not a clean absolute logical path."""
+
+
+def check_path(path: str) -> str:
+    """Return *path* if it is a clean absolute logical path, else raise :class:`InvalidPath`.
+
+    This is the last line of defence against traversal: the registry layer has
+    already validated names and digests, but a driver never trusts that.
+    """
+    if (
+        not path.startswith("/")
+        or "\x00" in path
+        or "\\" in path
+        or (path != "/" and path.endswith("/"))
+        or "//" in path
+        or posixpath.normpath(path) != path
+        or any(part in (".", "..") for part in path.split("/"))
+    ):
+        raise InvalidPath(f"invalid storage path: {path!r}")
+    return path
+
+
+@attrs.frozen
+class FileInfo:
+    """What :meth:`IStorageDriver.stat` knows about a path."""
+
+    path: str
+    size: int
+    modified: float
+    is_dir: bool
+
+
+class IReader(Interface):
+    """A sequential reader of one stored file, opened at some offset."""
+
+    size = Attribute("The total size of the file, in bytes, when it was opened.")
+
+    def read(length: int) -> Deferred[bytes]:
+        """Read up to *length* bytes; ``b""`` at end of file."""
+
+    def close() -> Deferred[None]:
+        """Release the reader. Idempotent."""
+
+
+class IWriter(Interface):
+    """A writer to one stored file, starting empty or (append) after its content.
+
+    Bytes written are only guaranteed durable and visible to other readers
+    (another replica included) after :meth:`commit`.  Content that must appear
+    atomically (blob data) is written somewhere private (an upload) and then
+    moved into place (:meth:`IStorageDriver.move`).
+    """
+
+    size = Attribute("Bytes in the file so far, including what was there before (append).")
+
+    def write(data: bytes) -> Deferred[None]:
+        """Append *data*."""
+
+    def commit() -> Deferred[None]:
+        """Flush and fsync what was written, then release the writer."""
+
+    def cancel() -> Deferred[None]:
+        """Release the writer without committing (what was written may or may not remain)."""
+
+
+class IStorageDriver(Interface):
+    """A key/value store of logical paths; see the module docstring."""
+
+    name = Attribute("The driver's configuration name, e.g. 'filesystem' or 'inmemory'.")
+
+    def get_content(path: str) -> Deferred[bytes]:
+        """The whole content of a small file (links, manifests). Fails with PathNotFound."""
+
+    def put_content(path: str, content: bytes) -> Deferred[None]:
+        """Atomically replace *path* with *content*, creating parents (temp, fsync, rename)."""
+
+    def reader(path: str, offset: int = 0) -> Deferred[IReader]:
+        """A reader positioned at *offset*. Fails with PathNotFound."""
+
+    def writer(path: str, append: bool = False) -> Deferred[IWriter]:
+        """A writer for *path*; with *append*, continuing the existing content."""
+
+    def stat(path: str) -> Deferred[FileInfo]:
+        """Facts about *path*. Fails with PathNotFound."""
+
+    def children(path: str) -> Deferred[list[str]]:
+        """The names (not paths) of the direct children of a directory, sorted.
+
+        Fails with PathNotFound if *path* does not exist.
+        """
+
+    def walk_dirs(path: str, markers: tuple[str, ...], skip_prefix: str) -> Deferred[list[str]]:
+        """Every directory below *path* that has a child directory named in *markers*.
+
+        Returned as paths relative to *path*, sorted. Directories whose name
+        starts with *skip_prefix* are not descended into. An absent *path*
+        gives ``[]``. This is how a catalog is built in one call.
+        """
+
+    def move(source: str, destination: str) -> Deferred[None]:
+        """Atomically rename *source* to *destination*, replacing it, creating parents."""
+
+    def delete(path: str) -> Deferred[None]:
+        """Remove *path* and everything below it. Fails with PathNotFound."""
+
+    def append_line(path: str, line: bytes) -> Deferred[None]:
+        """Append *line* (with no newline of its own) and a newline, atomically with
+        respect to other appenders, including other processes.  Used for journals."""
