@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -54,3 +54,11 @@ class PoolRunner:
 def make_pool(name: str, max_threads: int, min_threads: int = 0) -> ThreadPool:
     """A named, not yet started thread pool."""
     return ThreadPool(minthreads=min_threads, maxthreads=max_threads, name=name)
+
+
+class SynchronousRunner:
+    """A :class:`PoolRunner` stand-in for unit tests: calls at once, on the calling thread."""
+
+    def run(self, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
+        """Call ``f(*args, **kwargs)`` now; the result (or failure) in an already-fired Deferred."""
+        return maybeDeferred(f, *args, **kwargs)
