@@ -92,3 +92,38 @@ def upload_startedat(name: str, uuid: str) -> str:
 def link_content(digest: Digest) -> bytes:
     """What a link file holds: the digest, no newline (as distribution writes it)."""
     return str(digest).encode("ascii")
+
+
+# -- added for the registry service ----------------------------------------
+#: distribution's catalog and paxd's walk skip directories starting with this.
+PAXD_REFERRERS = "_paxd_referrers"
+HEALTH_PROBE = f"{PAXD}/health"
+
+
+def layer_dir(name: str, digest: Digest) -> str:
+    """The directory holding a blob's layer link in *name* (removed to unlink it)."""
+    return f"{layers(name)}/{digest.algorithm}/{digest.hex}"
+
+
+def revision_dir(name: str, digest: Digest) -> str:
+    """The directory holding a manifest's revision link in *name*."""
+    return f"{manifests(name)}/revisions/{digest.algorithm}/{digest.hex}"
+
+
+def referrers(name: str, subject: Digest) -> str:
+    """paxd's own index of the manifests in *name* whose ``subject`` is *subject*.
+
+    distribution has no referrers API; the leading ``_`` keeps its catalog
+    walk (and paxd's) out of this directory.
+    """
+    return f"{repository(name)}/{PAXD_REFERRERS}/{subject.algorithm}/{subject.hex}"
+
+
+def referrer_dir(name: str, subject: Digest, digest: Digest) -> str:
+    """The directory recording that manifest *digest* refers to *subject*."""
+    return f"{referrers(name, subject)}/{digest.algorithm}/{digest.hex}"
+
+
+def referrer_link(name: str, subject: Digest, digest: Digest) -> str:
+    """The link file recording that manifest *digest* refers to *subject*."""
+    return f"{referrer_dir(name, subject, digest)}/link"

@@ -121,23 +121,40 @@ class IStorageDriver(Interface):
     def children(path: str) -> Deferred[list[str]]:
         """The names (not paths) of the direct children of a directory, sorted.
 
-        Fails with PathNotFound if *path* does not exist.
+        Fails with PathNotFound if *path* does not exist or is a file.  (A
+        directory left empty by a delete is ``[]`` on the filesystem but
+        absent in memory, where directories exist only through their files:
+        callers treat PathNotFound and ``[]`` alike.)
         """
 
     def walk_dirs(path: str, markers: tuple[str, ...], skip_prefix: str) -> Deferred[list[str]]:
         """Every directory below *path* that has a child directory named in *markers*.
 
-        Returned as paths relative to *path*, sorted. Directories whose name
-        starts with *skip_prefix* are not descended into. An absent *path*
-        gives ``[]``. This is how a catalog is built in one call.
+        Returned as paths relative to *path*, sorted; *path* itself is never
+        reported. Directories whose name starts with *skip_prefix*, and the
+        marker directories themselves, are not descended into; a directory
+        that matched still is, so nested repositories (``a`` and ``a/b``) are
+        both found, as in distribution's catalog. Symbolic links are not
+        followed. An absent *path* gives ``[]``. This is how a catalog is
+        built in one call.
         """
 
     def move(source: str, destination: str) -> Deferred[None]:
-        """Atomically rename *source* to *destination*, replacing it, creating parents."""
+        """Atomically rename *source* to *destination*, replacing it, creating parents.
+
+        Fails with PathNotFound (naming *source*) if *source* does not exist.
+        A directory moves with everything below it, but not onto a non-empty
+        directory.
+        """
 
     def delete(path: str) -> Deferred[None]:
-        """Remove *path* and everything below it. Fails with PathNotFound."""
+        """Remove *path* and everything below it. Fails with PathNotFound.
+
+        ``"/"`` is refused (InvalidPath): the root is never deleted.
+        """
 
     def append_line(path: str, line: bytes) -> Deferred[None]:
         """Append *line* (with no newline of its own) and a newline, atomically with
-        respect to other appenders, including other processes.  Used for journals."""
+        respect to other appenders, including other processes.  Used for journals.
+
+        A *line* containing ``b"\\n"`` fails with ValueError."""

@@ -6,24 +6,22 @@ the paths below them, as in an object store.  Every Deferred fires at once.
 
 from __future__ import annotations
 
+import errno
 import time
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from paxd.storage.interface import (
     FileInfo,
+    InvalidPath,
     IReader,
     IStorageDriver,
     IWriter,
     PathNotFound,
     check_path,
 )
-
-
-class _Clock:
-    def __call__(self) -> float:
-        return time.time()
 
 
 @implementer(IReader)
@@ -33,14 +31,18 @@ class MemoryReader:
     def __init__(self, data: bytes, offset: int) -> None:
         self._data = data
         self._offset = offset
+        self._closed = False
         self.size = len(data)
 
     def read(self, length: int) -> Deferred[bytes]:
+        if self._closed:
+            return fail(ValueError("reader is closed"))
         chunk = self._data[self._offset : self._offset + length]
         self._offset += len(chunk)
         return succeed(chunk)
 
     def close(self) -> Deferred[None]:
+        self._closed = True
         return succeed(None)
 
 
@@ -63,6 +65,8 @@ class MemoryWriter:
         return succeed(None)
 
     def commit(self) -> Deferred[None]:
+        if self._closed:
+            return fail(ValueError("writer is closed"))
         self._closed = True
         self._driver._store(self._path, bytes(self._buffer))
         return succeed(None)
@@ -78,9 +82,9 @@ class MemoryStorage:
 
     name = "inmemory"
 
-    def __init__(self, now: _Clock | None = None) -> None:
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
         self._files: dict[str, tuple[bytes, float]] = {}
-        self._now = now or _Clock()
+        self._now = now
 
     # -- helpers -----------------------------------------------------------
     def _store(self, path: str, data: bytes) -> None:
@@ -113,6 +117,8 @@ class MemoryStorage:
         return succeed(None)
 
     def reader(self, path: str, offset: int = 0) -> Deferred[IReader]:
+        if offset < 0:
+            return fail(ValueError(f"negative offset: {offset}"))
         d = self.get_content(path)
         return d.addCallback(lambda data: MemoryReader(data, offset))
 
@@ -153,15 +159,18 @@ class MemoryStorage:
             check_path(path)
         except Exception as e:
             return fail(e)
-        prefix = path + "/"
+        prefix = "/" if path == "/" else path + "/"
         found: set[str] = set()
         for p in self._files:
             if not p.startswith(prefix):
                 continue
             parts = p[len(prefix) :].split("/")[:-1]  # directories only
             for i, part in enumerate(parts):
-                if part in markers and i > 0:
-                    found.add("/".join(parts[:i]))
+                if part in markers:
+                    # *path* itself is not reported, and a marker directory
+                    # is never descended into.
+                    if i > 0:
+                        found.add("/".join(parts[:i]))
                     break
                 if part.startswith(skip_prefix):
                     break
@@ -173,14 +182,25 @@ class MemoryStorage:
             check_path(destination)
         except Exception as e:
             return fail(e)
-        if source not in self._files:
+        if source in self._files:
+            self._files[destination] = self._files.pop(source)
+            return succeed(None)
+        # A directory moves with everything below it, as rename(2) moves it.
+        prefix = source + "/"
+        below = [p for p in self._files if p.startswith(prefix)]
+        if not below:
             return fail(PathNotFound(source))
-        self._files[destination] = self._files.pop(source)
+        if destination in self._files or self._is_dir(destination):
+            return fail(OSError(errno.ENOTEMPTY, f"move destination exists: {destination}"))
+        for p in below:
+            self._files[destination + p[len(source) :]] = self._files.pop(p)
         return succeed(None)
 
     def delete(self, path: str) -> Deferred[None]:
         try:
             check_path(path)
+            if path == "/":
+                raise InvalidPath("refusing to delete the storage root")
         except Exception as e:
             return fail(e)
         prefix = path + "/"
@@ -194,6 +214,8 @@ class MemoryStorage:
     def append_line(self, path: str, line: bytes) -> Deferred[None]:
         try:
             check_path(path)
+            if b"\n" in line:
+                raise ValueError("a line may not contain a newline")
         except Exception as e:
             return fail(e)
         data = self._files.get(path, (b"", 0.0))[0]

@@ -1,0 +1,416 @@
+"""The filesystem storage driver: ``storage: filesystem``, distribution's on-disk layout.
+
+Logical path ``/a/b`` is the file ``<root>/a/b``, exactly as distribution's
+filesystem driver lays it out, so a directory written by either is served by
+the other.
+
+Every OS call (open, stat, read, write, fsync, rename, listdir, scandir,
+makedirs, unlink, rmtree, even ``realpath``) happens inside ``runner.run``:
+in production that is a dedicated disk thread pool, so a slow or network
+disk never stalls the reactor.  Paths are checked with
+:func:`~paxd.storage.interface.check_path` and then, once resolved, must still
+lie inside the root: a symlinked directory pointing elsewhere is refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import stat as stat_module
+from collections.abc import Callable
+from contextlib import suppress
+from typing import ParamSpec, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
+from zope.interface import implementer
+
+from paxd.storage.interface import (
+    FileInfo,
+    InvalidPath,
+    IReader,
+    IStorageDriver,
+    IWriter,
+    PathNotFound,
+    check_path,
+)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: put_content's temporary files: hidden (a leading dot is not valid in any
+#: repository name component or tag, so no listing can mistake one for content).
+TEMP_PREFIX = ".paxd-tmp-"
+DIR_MODE = 0o755
+FILE_MODE = 0o644
+
+
+class Runner(Protocol):
+    """What the driver needs of a :class:`paxd.threadpool.PoolRunner`."""
+
+    def run(self, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
+        """Call ``f(*args, **kwargs)`` off the reactor thread; its result in a Deferred."""
+        ...
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make a rename or creation in *directory* durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> int:
+    """Write every byte of *data* to *fd* (os.write may write less than asked)."""
+    view = memoryview(data)
+    total = len(view)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    return total
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(TEMP_PREFIX)
+
+
+@implementer(IReader)
+class FilesystemReader:
+    """Reads one open file with ``pread``, in the pool, one read at a time."""
+
+    def __init__(self, runner: Runner, fd: int, size: int, offset: int) -> None:
+        self._runner = runner
+        self._fd = fd
+        self._offset = offset
+        self._closed = False
+        # Reads are serialised so that the offset advances in order even if a
+        # caller fires several reads without waiting, and close waits for them.
+        self._lock = DeferredLock()
+        self.size = size
+
+    def fileno(self) -> int:
+        """The OS file descriptor (for a later sendfile path). Not part of IReader."""
+        if self._closed:
+            raise ValueError("reader is closed")
+        return self._fd
+
+    def read(self, length: int) -> Deferred[bytes]:
+        """Read up to *length* bytes at the current offset; ``b""`` at end of file."""
+        if self._closed:
+            return fail(ValueError("reader is closed"))
+
+        def locked() -> Deferred[bytes]:
+            return self._runner.run(os.pread, self._fd, length, self._offset).addCallback(
+                self._advance
+            )
+
+        return self._lock.run(locked)
+
+    def _advance(self, chunk: bytes) -> bytes:
+        self._offset += len(chunk)
+        return chunk
+
+    def close(self) -> Deferred[None]:
+        """Close the file descriptor (in the pool). Idempotent."""
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+
+        def locked() -> Deferred[None]:
+            return self._runner.run(os.close, self._fd)
+
+        return self._lock.run(locked)
+
+
+@implementer(IWriter)
+class FilesystemWriter:
+    """Writes straight into the file at its path; :meth:`commit` makes it durable."""
+
+    def __init__(self, runner: Runner, fd: int, size: int, directory: str) -> None:
+        self._runner = runner
+        self._fd = fd
+        self._directory = directory
+        self._closed = False
+        # Writes must reach the file in the order they were made.
+        self._lock = DeferredLock()
+        self.size = size
+
+    def write(self, data: bytes) -> Deferred[None]:
+        """Append *data* to the file (in the pool)."""
+        if self._closed:
+            return fail(ValueError("writer is closed"))
+
+        def locked() -> Deferred[None]:
+            return self._runner.run(_write_all, self._fd, data).addCallback(self._grow)
+
+        return self._lock.run(locked)
+
+    def _grow(self, written: int) -> None:
+        self.size += written
+
+    def _commit(self) -> None:
+        try:
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+        # The file may be new: make its directory entry durable too.
+        _fsync_dir(self._directory)
+
+    def commit(self) -> Deferred[None]:
+        """fsync and close the file, then fsync its directory."""
+        if self._closed:
+            return fail(ValueError("writer is closed"))
+        self._closed = True
+
+        def locked() -> Deferred[None]:
+            return self._runner.run(self._commit)
+
+        return self._lock.run(locked)
+
+    def cancel(self) -> Deferred[None]:
+        """Close the file; what was written stays. Idempotent, and harmless after commit."""
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+
+        def locked() -> Deferred[None]:
+            return self._runner.run(os.close, self._fd)
+
+        return self._lock.run(locked)
+
+
+@implementer(IStorageDriver)
+class FilesystemStorage:
+    """Files under *root*, laid out as distribution lays them out.
+
+    :param root: the ``rootdirectory``; created (0755) on first use if missing.
+    :param runner: runs every OS call off the reactor thread (a
+        :class:`paxd.threadpool.PoolRunner` over the disk pool; a
+        :class:`paxd.threadpool.SynchronousRunner` in unit tests).
+    """
+
+    name = "filesystem"
+
+    def __init__(self, root: str, runner: Runner) -> None:
+        self._root = os.path.abspath(root)
+        self._runner = runner
+        self._real_root: str | None = None
+
+    # -- helpers: these run in the pool ------------------------------------
+    def _ensure_root(self) -> str:
+        """The root's resolved location, creating the root the first time."""
+        if self._real_root is None:
+            os.makedirs(self._root, mode=DIR_MODE, exist_ok=True)
+            self._real_root = os.path.realpath(self._root)
+        return self._real_root
+
+    def _resolve(self, path: str) -> str:
+        """The OS path of logical *path*, refusing anything that resolves outside the root.
+
+        The whole path is resolved, final component included: a writer opened
+        on a symlink would otherwise write wherever it points.
+        """
+        check_path(path)
+        real_root = self._ensure_root()
+        full = self._root if path == "/" else os.path.join(self._root, path[1:])
+        real = os.path.realpath(full)
+        if real != real_root and not real.startswith(real_root + os.sep):
+            raise InvalidPath(f"storage path leaves the root: {path!r}")
+        return full
+
+    def _get_content(self, path: str) -> bytes:
+        full = self._resolve(path)
+        try:
+            with open(full, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise PathNotFound(path) from None
+
+    def _put_content(self, path: str, content: bytes) -> None:
+        full = self._resolve(path)
+        directory = os.path.dirname(full)
+        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
+        temp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            try:
+                _write_all(fd, content)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, full)
+        except BaseException:
+            # The old content (if any) is untouched; only the temp file goes.
+            with suppress(OSError):
+                os.unlink(temp)
+            raise
+        _fsync_dir(directory)
+
+    def _reader(self, path: str, offset: int) -> FilesystemReader:
+        if offset < 0:
+            raise ValueError(f"negative offset: {offset}")
+        full = self._resolve(path)
+        try:
+            fd = os.open(full, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        try:
+            st = os.fstat(fd)
+            if stat_module.S_ISDIR(st.st_mode):
+                raise PathNotFound(path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return FilesystemReader(self._runner, fd, st.st_size, offset)
+
+    def _writer(self, path: str, append: bool) -> FilesystemWriter:
+        full = self._resolve(path)
+        directory = os.path.dirname(full)
+        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        fd = os.open(full, flags, FILE_MODE)
+        try:
+            size = os.fstat(fd).st_size
+        except BaseException:
+            os.close(fd)
+            raise
+        return FilesystemWriter(self._runner, fd, size, directory)
+
+    def _stat(self, path: str) -> FileInfo:
+        full = self._resolve(path)
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        is_dir = stat_module.S_ISDIR(st.st_mode)
+        return FileInfo(path, 0 if is_dir else st.st_size, st.st_mtime, is_dir)
+
+    def _children(self, path: str) -> list[str]:
+        full = self._resolve(path)
+        try:
+            names = os.listdir(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        return sorted(filter(_visible, names))
+
+    def _walk_dirs(self, path: str, markers: tuple[str, ...], skip_prefix: str) -> list[str]:
+        full = self._resolve(path)
+        found: list[str] = []
+        # (OS path, path relative to *path*); iterative, so depth is no limit.
+        pending: list[tuple[str, str]] = [(full, "")]
+        while pending:
+            directory, relative = pending.pop()
+            try:
+                with os.scandir(directory) as entries:
+                    # Symlinked directories are neither followed nor reported.
+                    subdirs = [
+                        e.name
+                        for e in entries
+                        if _visible(e.name) and e.is_dir(follow_symlinks=False)
+                    ]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if relative and any(name in markers for name in subdirs):
+                found.append(relative)
+            for name in subdirs:
+                # A marker is what was looked for, not somewhere to look.
+                if name in markers or name.startswith(skip_prefix):
+                    continue
+                child = f"{relative}/{name}" if relative else name
+                pending.append((os.path.join(directory, name), child))
+        return sorted(found)
+
+    def _move(self, source: str, destination: str) -> None:
+        source_full = self._resolve(source)
+        destination_full = self._resolve(destination)
+        try:
+            os.lstat(source_full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(source) from None
+        destination_dir = os.path.dirname(destination_full)
+        os.makedirs(destination_dir, mode=DIR_MODE, exist_ok=True)
+        try:
+            os.replace(source_full, destination_full)
+        except FileNotFoundError:
+            # Removed between the lstat and here.
+            raise PathNotFound(source) from None
+        _fsync_dir(destination_dir)
+        source_dir = os.path.dirname(source_full)
+        if source_dir != destination_dir:
+            _fsync_dir(source_dir)
+
+    def _delete(self, path: str) -> None:
+        if path == "/":
+            raise InvalidPath("refusing to delete the storage root")
+        full = self._resolve(path)
+        try:
+            st = os.lstat(full)
+            if stat_module.S_ISDIR(st.st_mode):
+                shutil.rmtree(full)
+            else:
+                os.unlink(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+
+    def _append_line(self, path: str, line: bytes) -> None:
+        if b"\n" in line:
+            raise ValueError("a line may not contain a newline")
+        full = self._resolve(path)
+        os.makedirs(os.path.dirname(full), mode=DIR_MODE, exist_ok=True)
+        record = line + b"\n"
+        fd = os.open(full, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        try:
+            # One write(2) with O_APPEND: the record lands whole, after
+            # everything any other process appended before it.
+            written = os.write(fd, record)
+            if written != len(record):
+                raise OSError(errno.EIO, f"short append to {path}: {written}/{len(record)}")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- IStorageDriver ----------------------------------------------------
+    def get_content(self, path: str) -> Deferred[bytes]:
+        """The whole content of *path*."""
+        return self._runner.run(self._get_content, path)
+
+    def put_content(self, path: str, content: bytes) -> Deferred[None]:
+        """Atomically replace *path* with *content* (temp file, fsync, rename, fsync dir)."""
+        return self._runner.run(self._put_content, path, content)
+
+    def reader(self, path: str, offset: int = 0) -> Deferred[IReader]:
+        """A :class:`FilesystemReader` positioned at *offset*."""
+        return self._runner.run(self._reader, path, offset)
+
+    def writer(self, path: str, append: bool = False) -> Deferred[IWriter]:
+        """A :class:`FilesystemWriter`; the file is truncated unless *append*."""
+        return self._runner.run(self._writer, path, append)
+
+    def stat(self, path: str) -> Deferred[FileInfo]:
+        """Size (0 for directories), mtime and kind of *path*."""
+        return self._runner.run(self._stat, path)
+
+    def children(self, path: str) -> Deferred[list[str]]:
+        """The sorted names in directory *path* (temp files left out)."""
+        return self._runner.run(self._children, path)
+
+    def walk_dirs(
+        self, path: str, markers: tuple[str, ...], skip_prefix: str
+    ) -> Deferred[list[str]]:
+        """See :meth:`IStorageDriver.walk_dirs`; one scandir walk in one pool call."""
+        return self._runner.run(self._walk_dirs, path, markers, skip_prefix)
+
+    def move(self, source: str, destination: str) -> Deferred[None]:
+        """Rename *source* onto *destination*, creating its parents."""
+        return self._runner.run(self._move, source, destination)
+
+    def delete(self, path: str) -> Deferred[None]:
+        """Remove the file or the directory tree at *path*."""
+        return self._runner.run(self._delete, path)
+
+    def append_line(self, path: str, line: bytes) -> Deferred[None]:
+        """Append *line* and a newline in one O_APPEND write, then fsync."""
+        return self._runner.run(self._append_line, path, line)

@@ -1,0 +1,196 @@
+"""``twistd paxd``: command-line options and the service tree, wiring only.
+
+Reading this module should tell a newcomer what a running paxd is made of:
+thread pools, a storage driver, the registry domain, the web site (with its
+guard when ``auth`` is configured) and one listener per endpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.web.resource import IResource
+
+from paxd import __version__
+from paxd.auth.avatar import OPEN_ACCESS, Access
+from paxd.config import Config, ConfigError, load_config
+from paxd.registry.service import Registry
+from paxd.storage.interface import IStorageDriver
+from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
+from paxd.tls.context import TLSSetupError, certificate_options, wrap_tls
+from paxd.web.request import RegistrySite
+from paxd.web.root import APIResource, RegistryRoot
+
+log = Logger(namespace="paxd")
+
+DEFAULT_CONFIG = "/etc/paxd/config.yml"
+#: file I/O pool: enough threads that a stalled read delays only its own client
+DISK_THREADS = 16
+#: bcrypt pool: bcrypt is CPU-bound, so no more threads than it is worth
+AUTH_THREADS = 2
+
+
+class Options(usage.Options):
+    """``twistd paxd --config FILE``."""
+
+    synopsis = "[--config FILE]"
+    longdesc = (
+        "Run the paxd pack registry: Docker distribution's API under /v1/ and /v2/, "
+        "configured with distribution's YAML and REGISTRY_* environment variables."
+    )
+    optParameters = [
+        [
+            "config",
+            "c",
+            DEFAULT_CONFIG,
+            "The registry configuration file (Docker distribution YAML).",
+        ],
+    ]
+
+    def opt_version(self) -> None:
+        """Print the version and exit."""
+        print(f"paxd {__version__}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        # Operator mistakes stop the daemon here, with one line and no traceback.
+        try:
+            config = load_config(self["config"], os.environ)
+            self["parsed"] = config
+            self["tls"] = certificate_options(config.http.tls) if config.http.tls else None
+        except (ConfigError, TLSSetupError) as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def make_storage(config: Config, runner: PoolRunner) -> IStorageDriver:
+    """The storage driver the configuration names."""
+    if config.storage.driver == "inmemory":
+        from paxd.storage.memory import MemoryStorage
+
+        return MemoryStorage()
+    from paxd.storage.filesystem import FilesystemStorage
+
+    assert config.storage.rootdirectory is not None
+    return FilesystemStorage(config.storage.rootdirectory, runner)
+
+
+class RegistryStartup(Service):
+    """Builds the registry's indexes when the daemon starts, and logs the configuration warnings."""
+
+    def __init__(self, registry: Registry, config: Config) -> None:
+        self.registry = registry
+        self.config = config
+
+    def startService(self) -> None:
+        super().startService()
+        for warning in self.config.warnings:
+            log.warn("{source}: {warning}", source=self.config.source, warning=warning)
+        d = self.registry.start()
+        d.addCallback(
+            lambda _: log.info(
+                "registry ready ({driver} storage)", driver=self.registry.driver.name
+            )
+        )
+        d.addErrback(lambda f: log.failure("could not build the registry's indexes", f))
+
+
+def make_api_factory(
+    config: Config, registry: Registry, reactor: Any, parent: MultiService
+) -> Callable[[bytes], IResource]:
+    """What serves ``/v1`` and ``/v2``: open, or behind the htpasswd guard."""
+
+    def api_for(access: Access, prefix: bytes) -> IResource:
+        return APIResource(registry, access, prefix)
+
+    if config.auth is None:
+        return lambda prefix: api_for(OPEN_ACCESS, prefix)
+
+    from paxd.auth.guard import make_guarded_api_factory
+    from paxd.auth.htpasswd import HtpasswdChecker, ensure_htpasswd
+    from paxd.auth.throttle import Throttle
+
+    htpasswd = config.auth.htpasswd
+    password = ensure_htpasswd(htpasswd.path)
+    if password is not None:
+        log.warn(
+            "created {path} with user 'admin' and password {password}: change it with"
+            " 'paxd htpasswd {path} set admin'",
+            path=htpasswd.path,
+            password=password,
+        )
+    pool = make_pool("paxd-auth", AUTH_THREADS)
+    ThreadPoolService(pool).setServiceParent(parent)
+    checker = HtpasswdChecker(htpasswd.path, PoolRunner(reactor, pool), clock=reactor)
+    checker.load()
+    return make_guarded_api_factory(
+        api_for,
+        checker,
+        realm_name=htpasswd.realm,
+        admins=frozenset(htpasswd.admins),
+        anonymous_read=htpasswd.anonymous == "read",
+        throttle=Throttle(reactor),
+    )
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """The whole daemon as one service tree."""
+    if reactor is None:
+        from twisted.internet import reactor  # the one place the global reactor is named
+    config: Config = options["parsed"]
+    top = MultiService()
+
+    disk_pool = make_pool("paxd-disk", DISK_THREADS)
+    ThreadPoolService(disk_pool).setServiceParent(top)
+    disk = PoolRunner(reactor, disk_pool)
+
+    registry = Registry(
+        make_storage(config, disk),
+        delete_enabled=config.storage.delete_enabled,
+        readonly=config.storage.readonly,
+        max_page=config.catalog.maxentries,
+    )
+    RegistryStartup(registry, config).setServiceParent(top)
+
+    root = RegistryRoot(
+        registry,
+        headers=config.http.headers,
+        api_factory=make_api_factory(config, registry, reactor, top),
+    )
+    site = RegistrySite(root, runner=disk, headers=config.http.headers)
+
+    descriptions = config.endpoint_descriptions()
+    factory = wrap_tls(options["tls"], site)
+    for description in descriptions:
+        endpoint = serverFromString(reactor, description)
+        StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+        log.info(
+            "listening on {description} ({scheme})",
+            description=description,
+            scheme="https" if config.http.tls else "http",
+        )
+    if config.auth is None and not all(is_loopback(d) for d in descriptions):
+        log.warn(
+            "NO AUTHENTICATION: {source} has no 'auth' section and paxd listens beyond"
+            " loopback, so anyone who can reach it may push and delete. Add"
+            " auth.htpasswd (see docs/configuration.rst).",
+            source=config.source,
+        )
+    return top
+
+
+def is_loopback(description: str) -> bool:
+    """True if an endpoint description binds only a loopback interface (or a unix socket)."""
+    if description.startswith("unix:"):
+        return True
+    for part in description.replace("\\:", "\0").split(":"):
+        if part.startswith("interface="):
+            value = part[len("interface=") :].replace("\0", ":")
+            return value.startswith("127.") or value in ("::1", "localhost")
+    return False

@@ -1,0 +1,1 @@
+"""TLS: certificates from files (and, later, from ACME)."""

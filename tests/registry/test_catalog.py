@@ -1,0 +1,181 @@
+"""Tests for :mod:`paxd.registry.catalog`: the sorted repository index and its journal."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import SynchronousTestCase
+
+from paxd.registry import layout
+from paxd.registry.catalog import Catalog, catalog_key, paginate
+from paxd.storage.filesystem import FilesystemStorage
+from paxd.storage.interface import IStorageDriver
+from paxd.storage.memory import MemoryStorage
+from paxd.threadpool import SynchronousRunner
+
+if TYPE_CHECKING:
+    _Base = SynchronousTestCase
+else:
+    _Base = object
+
+_T = TypeVar("_T")
+
+
+def sorted_names(names: list[str]) -> tuple[list[str], list[str]]:
+    ordered = sorted(names, key=catalog_key)
+    return ordered, [catalog_key(n) for n in ordered]
+
+
+class PaginateTests(SynchronousTestCase):
+    """paginate: n entries strictly after last, and whether more follow."""
+
+    names, keys = sorted_names(["a", "b", "c", "d", "e"])
+
+    def test_first_page(self) -> None:
+        self.assertEqual(paginate(self.names, self.keys, 2, None), (["a", "b"], True))
+
+    def test_after_last(self) -> None:
+        self.assertEqual(paginate(self.names, self.keys, 2, "b"), (["c", "d"], True))
+
+    def test_last_page_exact(self) -> None:
+        self.assertEqual(paginate(self.names, self.keys, 2, "c"), (["d", "e"], False))
+
+    def test_last_not_present(self) -> None:
+        self.assertEqual(paginate(self.names, self.keys, 10, "bb"), (["c", "d", "e"], False))
+
+    def test_past_the_end(self) -> None:
+        self.assertEqual(paginate(self.names, self.keys, 10, "z"), ([], False))
+
+    def test_zero(self) -> None:
+        self.assertEqual(paginate(self.names, self.keys, 0, None), ([], False))
+
+    def test_distribution_order(self) -> None:
+        """'/' sorts before every other character, as in distribution's walk."""
+        names, keys = sorted_names(["a-b", "a/b", "a", "a.b", "a/b/c", "ab"])
+        self.assertEqual(names, ["a", "a/b", "a/b/c", "a-b", "a.b", "ab"])
+        self.assertEqual(paginate(names, keys, 2, "a/b"), (["a/b/c", "a-b"], True))
+
+
+class CatalogTestsMixin(_Base):
+    """Catalog behaviour over one driver; subclasses provide ``make_driver``."""
+
+    def make_driver(self) -> IStorageDriver:
+        raise NotImplementedError
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.driver = self.make_driver()
+
+    def ok(self, d: Deferred[_T]) -> _T:
+        return self.successResultOf(d)
+
+    def do(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        return self.successResultOf(Deferred.fromCoroutine(coro))
+
+    def put(self, path: str) -> None:
+        self.ok(self.driver.put_content(path, b"sha256:" + b"0" * 64))
+
+    def test_load_walks_repositories(self) -> None:
+        self.put(f"{layout.REPOSITORIES}/library/ubuntu/_manifests/tags/x/current/link")
+        self.put(f"{layout.REPOSITORIES}/b/_layers/sha256/{'0' * 64}/link")
+        self.put(f"{layout.REPOSITORIES}/c/d/_uploads/u/startedat")
+        # not repositories: no marker, or hidden behind '_'
+        self.put(f"{layout.REPOSITORIES}/e/somefile/x")
+        self.put(f"{layout.REPOSITORIES}/f/_manifests/g/_layers/x")
+        catalog = Catalog(self.driver)
+        self.do(catalog.load())
+        self.assertEqual(
+            self.do(catalog.page(10, None)), (["b", "c/d", "f", "library/ubuntu"], False)
+        )
+
+    def test_load_skips_invalid_names(self) -> None:
+        self.put(f"{layout.REPOSITORIES}/Upper/_manifests/x")
+        self.put(f"{layout.REPOSITORIES}/ok/_manifests/x")
+        catalog = Catalog(self.driver)
+        self.do(catalog.load())
+        self.assertEqual(self.do(catalog.page(10, None)), (["ok"], False))
+
+    def test_empty_storage(self) -> None:
+        catalog = Catalog(self.driver)
+        self.do(catalog.load())
+        self.assertEqual(self.do(catalog.page(10, None)), ([], False))
+
+    def test_record_appends_to_journal_once(self) -> None:
+        catalog = Catalog(self.driver)
+        self.do(catalog.load())
+        self.do(catalog.record("a/b"))
+        self.do(catalog.record("a/b"))
+        self.do(catalog.record("c"))
+        self.assertEqual(self.ok(self.driver.get_content(layout.CATALOG_JOURNAL)), b"a/b\nc\n")
+        self.assertIn("a/b", catalog)
+        self.assertEqual(len(catalog), 2)
+
+    def test_second_process_sees_new_names(self) -> None:
+        """A repository created through another process is listed at once."""
+        one = Catalog(self.driver)
+        two = Catalog(self.driver)
+        self.do(one.load())
+        self.do(two.load())
+        self.do(one.record("x"))
+        self.do(two.record("a"))
+        self.assertEqual(self.do(one.page(10, None)), (["a", "x"], False))
+        self.assertEqual(self.do(two.page(10, None)), (["a", "x"], False))
+        self.do(one.record("m"))
+        self.assertEqual(self.do(two.page(10, "a")), (["m", "x"], False))
+        # two already knows "m" from the journal: it does not journal it again
+        self.do(two.record("m"))
+        self.assertEqual(self.ok(self.driver.get_content(layout.CATALOG_JOURNAL)), b"x\na\nm\n")
+
+    def test_restart_reads_journal(self) -> None:
+        one = Catalog(self.driver)
+        self.do(one.load())
+        self.do(one.record("only/in/journal"))
+        fresh = Catalog(self.driver)
+        self.do(fresh.load())
+        self.assertEqual(self.do(fresh.page(10, None)), (["only/in/journal"], False))
+
+    def test_partial_line_waits(self) -> None:
+        """Half a line (an append in progress) is merged only once it is whole."""
+        catalog = Catalog(self.driver)
+        self.do(catalog.load())
+        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, b"a\nbc"))
+        self.assertEqual(self.do(catalog.page(10, None)), (["a"], False))
+        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, b"a\nbcd\n"))
+        self.assertEqual(self.do(catalog.page(10, None)), (["a", "bcd"], False))
+
+    def test_junk_in_journal_ignored(self) -> None:
+        catalog = Catalog(self.driver)
+        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, b"../etc\n\nGOOD\nfine\n\xff\n"))
+        self.do(catalog.load())
+        self.assertEqual(self.do(catalog.page(10, None)), (["fine"], False))
+
+    def test_large_catalog_page_is_fast(self) -> None:
+        """10,000 repositories: a page is a bisection, not a walk."""
+        catalog = Catalog(self.driver)
+        lines = b"".join(b"repo%05d\n" % i for i in range(10_000))
+        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, lines))
+        self.do(catalog.load())
+        started = time.perf_counter()
+        for i in range(100):
+            items, more = self.do(catalog.page(100, f"repo{i * 97:05d}"))
+        elapsed = time.perf_counter() - started
+        self.assertEqual(items[0], f"repo{99 * 97 + 1:05d}")
+        self.assertTrue(more)
+        self.assertLess(elapsed / 100, 0.01)
+
+
+class MemoryCatalogTests(CatalogTestsMixin, SynchronousTestCase):
+    """Catalog over MemoryStorage."""
+
+    def make_driver(self) -> IStorageDriver:
+        return MemoryStorage()
+
+
+class FilesystemCatalogTests(CatalogTestsMixin, SynchronousTestCase):
+    """Catalog over FilesystemStorage in a temporary directory."""
+
+    def make_driver(self) -> IStorageDriver:
+        return FilesystemStorage(self.mktemp(), SynchronousRunner())
