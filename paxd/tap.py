@@ -20,6 +20,7 @@ from twisted.web.resource import IResource
 
 from paxd import __version__
 from paxd.auth.avatar import OPEN_ACCESS, Access
+from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
 from paxd.registry.service import Registry
 from paxd.storage.interface import IStorageDriver
@@ -65,7 +66,8 @@ class Options(usage.Options):
             config = load_config(self["config"], os.environ)
             self["parsed"] = config
             self["tls"] = certificate_options(config.http.tls) if config.http.tls else None
-        except (ConfigError, TLSSetupError) as e:
+            self["created_password"] = prepare_htpasswd(config)
+        except (ConfigError, TLSSetupError, HtpasswdError) as e:
             raise usage.UsageError(str(e)) from None
 
 
@@ -101,8 +103,26 @@ class RegistryStartup(Service):
         d.addErrback(lambda f: log.failure("could not build the registry's indexes", f))
 
 
+def prepare_htpasswd(config: Config) -> str | None:
+    """Create a missing htpasswd file (returning its admin password) and check the file.
+
+    Runs before the reactor, so that an unreadable or malformed file stops the
+    daemon with one line rather than failing the first login.
+    """
+    if config.auth is None:
+        return None
+    path = config.auth.htpasswd.path
+    password = ensure_htpasswd(path)
+    check_file(path)
+    return password
+
+
 def make_api_factory(
-    config: Config, registry: Registry, reactor: Any, parent: MultiService
+    config: Config,
+    registry: Registry,
+    reactor: Any,
+    parent: MultiService,
+    password: str | None = None,
 ) -> Callable[[bytes], IResource]:
     """What serves ``/v1`` and ``/v2``: open, or behind the htpasswd guard."""
 
@@ -113,11 +133,10 @@ def make_api_factory(
         return lambda prefix: api_for(OPEN_ACCESS, prefix)
 
     from paxd.auth.guard import make_guarded_api_factory
-    from paxd.auth.htpasswd import HtpasswdChecker, ensure_htpasswd
+    from paxd.auth.htpasswd import HtpasswdChecker
     from paxd.auth.throttle import Throttle
 
     htpasswd = config.auth.htpasswd
-    password = ensure_htpasswd(htpasswd.path)
     if password is not None:
         log.warn(
             "created {path} with user 'admin' and password {password}: change it with"
@@ -161,7 +180,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     root = RegistryRoot(
         registry,
         headers=config.http.headers,
-        api_factory=make_api_factory(config, registry, reactor, top),
+        api_factory=make_api_factory(config, registry, reactor, top, options["created_password"]),
     )
     site = RegistrySite(root, runner=disk, headers=config.http.headers)
 

@@ -1,0 +1,442 @@
+"""An htpasswd file as a :mod:`twisted.cred` checker, behaving like Docker distribution's.
+
+- Only bcrypt entries (``$2y$``, ``$2a$``, ``$2b$``) are accepted; a line in
+  another hash format is skipped with one warning naming its line and user.
+- ``#`` comments and blank lines are allowed; a non-empty line without ``:``
+  makes the file malformed: refused at start-up, ignored (keeping the last good
+  users) when it appears in a running daemon.
+- The file is re-read when its modification time or size changes, checked at
+  most every :data:`RECHECK_INTERVAL` seconds, so edits apply within a second.
+- Unknown users are checked against a dummy hash of the usual cost, so that
+  timing does not tell which users exist; every failure is the same
+  :class:`~twisted.cred.error.UnauthorizedLogin`.
+- bcrypt, ``stat`` and reads run through a runner (a dedicated thread pool),
+  never on the reactor thread.  Verified credentials are cached for a short
+  time under a keyed hash of user and password (never the password itself),
+  and the cache is emptied whenever the file changes.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import bcrypt
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+_T = TypeVar("_T")
+
+#: how often (seconds) a running checker looks at the file's mtime and size
+RECHECK_INTERVAL = 0.5
+#: the cost of hashes this module writes (``htpasswd -B`` uses 5; distribution's default is 10)
+DEFAULT_COST = 10
+#: bcrypt reads at most this many bytes of a password (Apache's htpasswd and Go truncate too)
+BCRYPT_MAX_PASSWORD = 72
+#: a well-formed bcrypt hash; group 1 is the variant letter, group 2 the cost
+BCRYPT_RE = re.compile(rb"^\$2([aby])\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+
+
+class IRunner(Protocol):
+    """What runs blocking calls off the reactor (:class:`paxd.threadpool.PoolRunner`)."""
+
+    def run(self, f: Callable[..., _T], *args: Any, **kwargs: Any) -> Deferred[_T]: ...
+
+
+class HtpasswdError(Exception):
+    """An htpasswd file that cannot be used; the message names the file and, if any, the line."""
+
+
+@attrs.frozen
+class HtpasswdFile:
+    """The parsed content of an htpasswd file.
+
+    :ivar users: user name → bcrypt hash, for every usable entry.
+    :ivar warnings: one message per skipped line (naming line number and user).
+    """
+
+    users: dict[str, bytes]
+    warnings: list[str]
+
+    def usual_cost(self) -> int:
+        """The most common bcrypt cost among the users (:data:`DEFAULT_COST` if none)."""
+        costs = collections.Counter(int(h[4:6]) for h in self.users.values())
+        return costs.most_common(1)[0][0] if costs else DEFAULT_COST
+
+
+def _describe_hash(hashed: bytes) -> str:
+    """Name an unusable hash's format, for the warning."""
+    if hashed.startswith(b"$apr1$"):
+        return "an MD5 (htpasswd -m)"
+    if hashed.startswith(b"{SHA}"):
+        return "a SHA-1 (htpasswd -s)"
+    if hashed.startswith((b"$5$", b"$6$")):
+        return "a SHA-crypt"
+    if hashed.startswith(b"$2"):
+        return "a malformed bcrypt"
+    if hashed.startswith(b"$1$"):
+        return "an MD5-crypt"
+    return "an unsupported (crypt or plain-text)"
+
+
+def parse_htpasswd(data: bytes, path: str) -> HtpasswdFile:
+    """Parse an htpasswd file's bytes.
+
+    :raises HtpasswdError: for a malformed line (no ``:``, or an empty user
+        name), naming *path* and the line number (never the line, which holds
+        a hash).
+    """
+    users: dict[str, bytes] = {}
+    warnings: list[str] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        user_bytes, colon, hashed = line.partition(b":")
+        if not colon:
+            raise HtpasswdError(f"{path}, line {number}: no ':' (expected 'user:bcrypt-hash')")
+        if not user_bytes:
+            raise HtpasswdError(f"{path}, line {number}: empty user name")
+        try:
+            user = user_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = user_bytes.decode("utf-8", "replace")
+            warnings.append(
+                f"{path}, line {number}: user name {shown!r} is not UTF-8; the line is skipped"
+            )
+            continue
+        hashed = hashed.strip()
+        if not BCRYPT_RE.match(hashed):
+            warnings.append(
+                f"{path}, line {number}: user {user!r} has {_describe_hash(hashed)} password"
+                " hash; only bcrypt is accepted (htpasswd -B), the line is skipped"
+            )
+            continue
+        if user in users:
+            # Apache's htpasswd -v and 'paxd htpasswd' both use the first entry.
+            warnings.append(
+                f"{path}, line {number}: user {user!r} appears again; the first entry is used"
+            )
+            continue
+        users[user] = hashed
+    return HtpasswdFile(users, warnings)
+
+
+def check_file(path: str) -> HtpasswdFile:
+    """Read and parse *path* at once (blocking: for start-up and the command line).
+
+    :raises HtpasswdError: if the file cannot be read or is malformed.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise HtpasswdError(f"cannot read htpasswd file {path}: {e.strerror or e}") from None
+    return parse_htpasswd(data, path)
+
+
+def verify_password(
+    hashed: bytes, password: bytes, checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw
+) -> bool:
+    """Check *password* against a bcrypt *hashed* (blocking: call it in a pool).
+
+    ``$2y$`` (what ``htpasswd -B`` writes) is the same algorithm as ``$2b$``;
+    passwords are truncated to 72 bytes as bcrypt, Apache and Go do.
+    """
+    if hashed.startswith(b"$2y$"):
+        hashed = b"$2b$" + hashed[4:]
+    try:
+        return checkpw(password[:BCRYPT_MAX_PASSWORD], hashed)
+    except ValueError:  # a NUL byte in the password, a hash bcrypt refuses
+        return False
+
+
+def hash_password(password: bytes, cost: int = DEFAULT_COST) -> bytes:
+    """A ``$2y$`` bcrypt hash of *password*, as ``htpasswd -B -C cost`` writes (blocking).
+
+    :raises ValueError: for a password longer than 72 bytes (it would be truncated).
+    """
+    if len(password) > BCRYPT_MAX_PASSWORD:
+        raise ValueError(f"passwords longer than {BCRYPT_MAX_PASSWORD} bytes are not supported")
+    hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=cost))
+    return b"$2y$" + hashed[4:]
+
+
+def generate_password() -> str:
+    """A random password of 24 URL-safe characters (144 bits)."""
+    return secrets.token_urlsafe(18)
+
+
+def ensure_htpasswd(path: str, *, user: str = "admin", cost: int = DEFAULT_COST) -> str | None:
+    """Create *path* if it is missing, as distribution does: one user with a random password.
+
+    The directory is made with mode 0700 and the file with mode 0600.  Blocking:
+    call it at start-up, before the reactor runs.
+
+    :return: the generated password (for the caller to log once, as a warning),
+        or None if the file already existed.
+    :raises HtpasswdError: if the file cannot be created.
+    """
+    if os.path.lexists(path):
+        return None
+    password = generate_password()
+    entry = user.encode("utf-8") + b":" + hash_password(password.encode("ascii"), cost) + b"\n"
+    try:
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(entry)
+    except FileExistsError:
+        return None  # created meanwhile by someone else: theirs stands
+    except OSError as e:
+        raise HtpasswdError(f"cannot create htpasswd file {path}: {e.strerror or e}") from None
+    return password
+
+
+_Stamp = tuple[int, int, int]
+
+
+@attrs.frozen
+class _Reload:
+    """What a look at the file found (computed in the pool)."""
+
+    stamp: _Stamp
+    parsed: HtpasswdFile | None = None
+    error: str | None = None
+    dummy: bytes | None = None
+
+
+def _stamp_of(st: os.stat_result) -> _Stamp:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _make_dummy(cost: int) -> bytes:
+    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+
+
+def _reload(path: str, old: _Stamp | None, dummy_cost: int) -> _Reload | None:
+    """Blocking: None if *path* is unchanged since *old*, else its new content (or error)."""
+    # Stat before reading: a write that lands after the read changes the stamp,
+    # so it is picked up at the next look.
+    stamp = _stamp_of(os.stat(path))
+    if stamp == old:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        parsed = parse_htpasswd(data, path)
+    except HtpasswdError as e:
+        return _Reload(stamp, error=str(e))
+    except OSError as e:
+        return _Reload(stamp, error=f"cannot read htpasswd file {path}: {e.strerror or e}")
+    cost = parsed.usual_cost()
+    return _Reload(stamp, parsed, dummy=None if cost == dummy_cost else _make_dummy(cost))
+
+
+@implementer(ICredentialsChecker)
+class HtpasswdChecker:
+    """Checks ``IUsernamePassword`` credentials against an htpasswd file of bcrypt hashes.
+
+    The avatar id is the user name (a ``str``).
+
+    :param path: the htpasswd file.
+    :param runner: runs bcrypt, ``stat`` and reads off the reactor thread
+        (:class:`paxd.threadpool.PoolRunner` over a small dedicated pool).
+    :param clock: for the cache lifetime and how often the file is looked at.
+    :param cache_ttl: seconds a verified user/password pair is remembered
+        (0 disables the cache).
+    :param cache_size: the most pairs remembered (the oldest are dropped).
+    :param checkpw: the bcrypt check (tests wrap the real one to observe it).
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(
+        self,
+        path: str,
+        runner: IRunner,
+        *,
+        clock: IReactorTime,
+        cache_ttl: float = 60.0,
+        cache_size: int = 1024,
+        log: Logger | None = None,
+        checkpw: Callable[[bytes, bytes], bool] = bcrypt.checkpw,
+    ) -> None:
+        self.path = path
+        self._runner = runner
+        self._clock = clock
+        self._cache_ttl = cache_ttl
+        self._cache_size = cache_size
+        self._log = log if log is not None else Logger()
+        self._checkpw = checkpw
+        self._users: dict[str, bytes] = {}
+        self._dummy_cost = 0
+        self._dummy = b""
+        self._stamp: _Stamp | None = None
+        self._loaded = False
+        self._last_look = float("-inf")
+        self._looking: list[Deferred[None]] | None = None
+        self._last_error: str | None = None
+        # Cache keys are HMACs under a random per-process key: the password is
+        # never stored, and the keys mean nothing outside this process.
+        self._key = secrets.token_bytes(32)
+        self._cache: collections.OrderedDict[bytes, float] = collections.OrderedDict()
+        self._inflight: dict[bytes, list[Deferred[str]]] = {}
+
+    @property
+    def users(self) -> frozenset[str]:
+        """The names of the users that can log in now."""
+        return frozenset(self._users)
+
+    def load(self) -> None:
+        """Read the file now (blocking; at start-up, before the reactor runs).
+
+        :raises HtpasswdError: if the file cannot be read or is malformed: the
+            daemon must refuse to start.
+        """
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            raise HtpasswdError(
+                f"cannot read htpasswd file {self.path}: {e.strerror or e}"
+            ) from None
+        parsed = check_file(self.path)
+        cost = parsed.usual_cost()
+        self._install(
+            _Reload(
+                _stamp_of(st), parsed, dummy=None if cost == self._dummy_cost else _make_dummy(cost)
+            )
+        )
+        self._last_look = self._clock.seconds()
+
+    def _install(self, found: _Reload) -> None:
+        """Take a (re)read file's users, on the reactor thread."""
+        self._stamp = found.stamp
+        if found.error is not None:
+            if found.error != self._last_error:
+                self._log.error(
+                    "{error}; keeping the {count} users read before",
+                    error=found.error,
+                    count=len(self._users),
+                )
+                self._last_error = found.error
+            return
+        assert found.parsed is not None
+        for warning in found.parsed.warnings:
+            self._log.warn("{warning}", warning=warning)
+        if found.dummy is not None:
+            self._dummy, self._dummy_cost = found.dummy, found.parsed.usual_cost()
+        self._users = dict(found.parsed.users)
+        self._cache.clear()
+        self._last_error = None
+        self._log.info(
+            "{verb} {path}: {count} users",
+            verb="reloaded" if self._loaded else "loaded",
+            path=self.path,
+            count=len(self._users),
+        )
+        self._loaded = True
+
+    def _refresh(self) -> Deferred[None]:
+        """Look at the file if it is time to; fires once any change is installed."""
+        now = self._clock.seconds()
+        if self._looking is not None:
+            waiter: Deferred[None] = Deferred()
+            self._looking.append(waiter)
+            return waiter
+        if self._loaded and now - self._last_look < RECHECK_INTERVAL:
+            return succeed(None)
+        self._last_look = now
+        self._looking = []
+
+        def settled(result: _Reload | Failure | None) -> None:
+            if isinstance(result, Failure):
+                # stat failed: the file is gone or unreadable; keep what we have
+                reason = getattr(result.value, "strerror", None) or result.getErrorMessage()
+                result = _Reload(
+                    self._stamp or (0, 0, 0),
+                    error=f"cannot read htpasswd file {self.path}: {reason}",
+                )
+            if result is not None:
+                self._install(result)
+            waiters, self._looking = self._looking or [], None
+            for w in waiters:
+                w.callback(None)
+
+        return self._runner.run(_reload, self.path, self._stamp, self._dummy_cost).addBoth(settled)
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:  # type: ignore[override]
+        """The user name if the password is right; else fails with ``UnauthorizedLogin``."""
+        return self._refresh().addCallback(lambda _: self._check(credentials))
+
+    def _cache_key(self, user: bytes, password: bytes) -> bytes:
+        return hmac.new(self._key, user + b"\0" + password, hashlib.sha256).digest()
+
+    def _check(self, credentials: IUsernamePassword) -> Deferred[str]:
+        raw_user: bytes | str = credentials.username
+        raw_password: bytes | str = credentials.password
+        user_b = raw_user.encode("utf-8") if isinstance(raw_user, str) else raw_user
+        password = raw_password.encode("utf-8") if isinstance(raw_password, str) else raw_password
+        try:
+            user: str | None = user_b.decode("utf-8")
+        except UnicodeDecodeError:
+            user = None
+        key = self._cache_key(user_b, password)
+        now = self._clock.seconds()
+        expires = self._cache.get(key)
+        if user is not None and expires is not None:
+            if expires > now:
+                return succeed(user)
+            del self._cache[key]
+        if key in self._inflight:
+            # The same credentials are being checked already (parallel layer
+            # pulls): wait for that one bcrypt instead of running another.
+            waiter: Deferred[str] = Deferred()
+            self._inflight[key].append(waiter)
+            return waiter
+        hashed = self._users.get(user) if user is not None else None
+        self._inflight[key] = []
+        d = self._runner.run(
+            verify_password, hashed if hashed is not None else self._dummy, password, self._checkpw
+        )
+
+        def checked(ok: bool) -> str:
+            # The file may have changed during the check: the user must still have this hash.
+            if not ok or user is None or hashed is None or self._users.get(user) != hashed:
+                raise UnauthorizedLogin()
+            if self._cache_ttl > 0:
+                self._cache[key] = self._clock.seconds() + self._cache_ttl
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            return user
+
+        def crashed(f: Failure) -> Failure:
+            if not f.check(UnauthorizedLogin):
+                self._log.failure("checking a password failed", f)
+                return Failure(UnauthorizedLogin())
+            return f
+
+        def settle(result: str | Failure) -> str | Failure:
+            for w in self._inflight.pop(key, []):
+                if isinstance(result, Failure):
+                    w.errback(Failure(UnauthorizedLogin()))
+                else:
+                    w.callback(result)
+            return result
+
+        return d.addCallback(checked).addErrback(crashed).addBoth(settle)

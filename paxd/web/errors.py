@@ -1,0 +1,57 @@
+"""Registry errors as HTTP answers: failures to error documents, and the 404 resource."""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from paxd.registry.errors import RegistryError
+from paxd.web.request import internal_error, write_error
+
+log = Logger()
+
+
+def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
+    """The error to send for *f*: a RegistryError as it is; anything else logged, then a 500."""
+    if f.check(RegistryError):
+        error = f.value
+        assert isinstance(error, RegistryError)
+        return error
+    method = request.method.decode("latin-1", "replace") if request is not None else "?"
+    uri = request.uri[:300].decode("latin-1", "replace") if request is not None else "?"
+    log.failure("unexpected failure answering {method} {uri}", f, method=method, uri=uri)
+    return internal_error()
+
+
+def not_found(what: str = "not found") -> RegistryError:
+    """The 404 for a path that names no endpoint (distribution has no code for it)."""
+    return RegistryError("UNSUPPORTED", what, status=404)
+
+
+def method_not_allowed(method: bytes, allowed: frozenset[bytes]) -> RegistryError:
+    """405 UNSUPPORTED naming the methods the resource does answer."""
+    names = ", ".join(sorted(m.decode("ascii") for m in allowed))
+    return RegistryError(
+        "UNSUPPORTED",
+        f"method {method.decode('latin-1', 'replace')[:20]} is not allowed here",
+        detail={"allowed": names},
+        headers={"Allow": names},
+    )
+
+
+class ErrorResource(Resource):
+    """A leaf answering every request (whatever the path below it) with one error."""
+
+    isLeaf = True
+
+    def __init__(self, error: RegistryError) -> None:
+        super().__init__()
+        self.error = error
+
+    def render(self, request: IRequest) -> int:
+        """Write the error document and finish."""
+        write_error(request, self.error)
+        return NOT_DONE_YET

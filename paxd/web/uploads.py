@@ -1,0 +1,168 @@
+"""``<prefix>/<name>/blobs/uploads/[<uuid>]``: starting, feeding, completing and cancelling uploads.
+
+- ``POST uploads/`` starts an upload (202), or with ``?digest=`` stores the
+  body as a blob at once (201), or with ``?mount=&from=`` links another
+  repository's blob (201; a normal 202 upload when it cannot);
+- ``PATCH uploads/<uuid>`` appends the body (``Content-Range: a-b`` optional);
+- ``PUT uploads/<uuid>?digest=`` appends a final body, if any, and completes;
+- ``GET uploads/<uuid>`` tells how far it has come (never cancels);
+- ``DELETE uploads/<uuid>`` cancels.
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.web.iweb import IRequest
+
+from paxd.auth.avatar import Access
+from paxd.registry.errors import RegistryError
+from paxd.registry.service import BlobInfo, Registry, UploadStatus
+from paxd.storage.interface import IReader
+from paxd.web.endpoint import Endpoint, Response, header, query
+from paxd.web.request import body_reader, body_size
+
+_CONTENT_RANGE_RE = re.compile(
+    r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?$", re.IGNORECASE
+)
+
+
+def parse_content_range(value: str | None, body_length: int) -> int | None:
+    """The first byte offset a chunk's ``Content-Range: a-b`` claims; None without the header.
+
+    ``RANGE_INVALID`` (416) when it is malformed, ``b < a``, or ``b - a + 1``
+    is not the length of the body received.
+    """
+    if value is None:
+        return None
+    match = _CONTENT_RANGE_RE.match(value.strip())
+    if match is None:
+        raise RegistryError(
+            "RANGE_INVALID",
+            "invalid Content-Range: expected <first>-<last>",
+            detail={"content_range": value[:100]},
+        )
+    first, last = int(match.group(1)), int(match.group(2))
+    if last < first:
+        raise RegistryError(
+            "RANGE_INVALID",
+            "invalid Content-Range: the last byte comes before the first",
+            detail={"content_range": value[:100]},
+        )
+    if last - first + 1 != body_length:
+        raise RegistryError(
+            "RANGE_INVALID",
+            f"Content-Range {first}-{last} does not match the {body_length} bytes sent",
+            detail={"content_range": value[:100], "length": body_length},
+        )
+    return first
+
+
+def range_value(offset: int) -> str:
+    """The ``Range`` header of an upload that holds *offset* bytes (``0-0`` when empty)."""
+    return f"0-{max(offset - 1, 0)}"
+
+
+class UploadEndpoint(Endpoint):
+    """The uploads of one repository: ``uuid == ""`` is the collection (POST only)."""
+
+    def __init__(
+        self, registry: Registry, access: Access, prefix: bytes, name: str, uuid: str
+    ) -> None:
+        super().__init__(registry, access, prefix, name)
+        self.uuid = uuid
+
+    def allowed(self) -> frozenset[bytes]:
+        """POST to the collection; GET, PATCH, PUT and DELETE to one upload."""
+        if self.uuid == "":
+            return frozenset({b"POST"})
+        return frozenset({b"GET", b"PATCH", b"PUT", b"DELETE"})
+
+    # -- answers ---------------------------------------------------------------
+    def _accepted(self, status: UploadStatus, code: int = 202) -> Response:
+        return Response(
+            code,
+            {
+                "Location": self.path("blobs", "uploads", status.uuid),
+                "Range": range_value(status.offset),
+                "Docker-Upload-UUID": status.uuid,
+            },
+        )
+
+    def _created(self, info: BlobInfo) -> Response:
+        digest = str(info.digest)
+        return Response(
+            201,
+            {"Location": self.path("blobs", digest), "Docker-Content-Digest": digest},
+        )
+
+    # -- handlers ----------------------------------------------------------------
+    async def do_POST(self, request: IRequest) -> Response:
+        """Start an upload, store a monolithic one, or mount a blob."""
+        mount, source = query(request, "mount"), query(request, "from")
+        digest = query(request, "digest")
+        if mount is not None and source is not None:
+            info = await self.registry.mount_blob(self.name, mount, source)
+            if info is not None:
+                return self._created(info)
+            # Not mountable (unknown, or not readable there): a normal upload.
+        elif digest is not None:
+            return await self._monolithic(request, digest)
+        status = await self.registry.start_upload(self.name)
+        return self._accepted(status)
+
+    async def _monolithic(self, request: IRequest, digest: str) -> Response:
+        status = await self.registry.start_upload(self.name)
+        reader = body_reader(request)
+        try:
+            info = await self.registry.complete_upload(self.name, status.uuid, digest, reader, None)
+        except BaseException:
+            # Leave no upload behind (a digest mismatch has discarded it already).
+            cancelled = self.registry.cancel_upload(self.name, status.uuid)
+            cancelled.addErrback(lambda f: None)
+            raise
+        finally:
+            await reader.close()
+        return self._created(info)
+
+    async def do_PATCH(self, request: IRequest) -> Response:
+        """Append the body: 202 with the new Range."""
+        size = body_size(request)
+        start = parse_content_range(header(request, "Content-Range"), size)
+        reader = body_reader(request)
+        try:
+            status = await self.registry.append_upload(self.name, self.uuid, reader, start)
+        finally:
+            await reader.close()
+        return self._accepted(status)
+
+    async def do_PUT(self, request: IRequest) -> Response:
+        """Append a final body (if any), verify ``?digest=`` and make the blob visible: 201."""
+        digest = query(request, "digest")
+        if not digest:
+            raise RegistryError(
+                "DIGEST_INVALID",
+                "completing an upload needs its digest: PUT <location>?digest=<algorithm>:<hex>",
+            )
+        size = body_size(request)
+        reader: IReader | None = None
+        start: int | None = None
+        if size > 0:
+            start = parse_content_range(header(request, "Content-Range"), size)
+            reader = body_reader(request)
+        try:
+            info = await self.registry.complete_upload(self.name, self.uuid, digest, reader, start)
+        finally:
+            if reader is not None:
+                await reader.close()
+        return self._created(info)
+
+    async def do_GET(self, request: IRequest) -> Response:
+        """How far the upload has come: 204 with Range (the upload carries on)."""
+        status = await self.registry.upload_status(self.name, self.uuid)
+        return self._accepted(status, 204)
+
+    async def do_DELETE(self, request: IRequest) -> Response:
+        """Cancel the upload: 204."""
+        await self.registry.cancel_upload(self.name, self.uuid)
+        return Response(204)
