@@ -152,7 +152,10 @@ class RegistryGuard(HTTPAuthSessionWrapper):
 
         header = request.getHeader(b"authorization")
         if not header:
-            if self.anonymous_read and request.method in READ_METHODS:
+            # The base endpoint still challenges: OCI clients (skopeo, docker) only send
+            # the credentials they hold after the ping to /v2/ has asked for them.
+            is_ping = not [p for p in request.postpath if p]
+            if self.anonymous_read and request.method in READ_METHODS and not is_ping:
                 return DeferredResource(self._login(Anonymous()))
             # Not a failure: clients ask without credentials first, by design.
             return self._challenge()

@@ -173,3 +173,9 @@ class AnonymousReadRegistryTests(GuardedRegistryMixin, SynchronousTestCase):
         self.assertUnauthorized(self.push_blob("logos", b"x", auth=None))
         answer = self.request("GET", "/v2/_catalog")
         self.assertEqual(answer.json(), {"repositories": []})
+
+    def test_anonymous_ping_is_still_challenged(self) -> None:
+        """``GET /v2/`` asks for credentials, so OCI clients holding some send them on push."""
+        self.assertUnauthorized(self.request("GET", "/v2/"))
+        self.assertUnauthorized(self.request("GET", "/v1/"))
+        self.assertEqual(self.request("GET", "/v2/", auth=ADMIN).code, 200)

@@ -1,0 +1,8 @@
+"""paxctl: the pack author's command-line client.
+
+A synchronous program on the standard library's ``http.client`` and ``ssl``
+(no Twisted here: a CLI waits for one answer at a time).  :mod:`.cli` is the
+front door, :mod:`.commands` and :mod:`.check` do the work, :mod:`.registry`
+speaks the distribution API through :mod:`.transport`, and :mod:`.config`
+keeps the credentials.
+"""

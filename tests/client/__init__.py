@@ -1,0 +1,1 @@
+"""Tests of paxctl (paxd.client)."""
