@@ -34,7 +34,7 @@ examples:
   paxctl pack push ./cni-calico
   paxctl pack ls --name calico
   paxctl pack pull cni-calico:3.26.0 ./calico
-  paxctl pack tag add cni-calico:3.26.0 3.26.x --group stable
+  paxctl pack tag add cni-calico:3.26.0 recommended --group stable
   paxctl check registry.example.com:5000
 
 exit status: 0 ok, 1 failure, 2 usage error.

@@ -24,10 +24,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredLock, gatherResults
+from twisted.internet.defer import Deferred, DeferredLock, DeferredSemaphore, gatherResults
 from twisted.logger import Logger
 
-from paxd.registry import layout, manifests
+from paxd.registry import layout, manifests, parenttags
+from paxd.registry.blobcache import BlobCache
 from paxd.registry.catalog import Catalog
 from paxd.registry.errors import (
     RegistryError,
@@ -37,6 +38,7 @@ from paxd.registry.errors import (
     unsupported,
     upload_unknown,
 )
+from paxd.registry.packindex import PackIndex, PackSummary, summarize
 from paxd.registry.reference import (
     ALGORITHMS,
     Digest,
@@ -91,12 +93,24 @@ class Page:
     more: bool
 
 
+@attrs.frozen
+class PackPage:
+    """One page of the ``_packs`` index: pack names, each pack's JSON document, and ``more``."""
+
+    names: list[str]
+    #: JSON text of ``{"name": …, "tags": [...]}`` for each of *names*
+    documents: list[str]
+    more: bool
+
+
 #: the largest manifest accepted; larger → 413 MANIFEST_TOO_BIG
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 
 
 #: how much of an upload body or stored blob is read at once
 _CHUNK = 1024 * 1024
+#: repositories examined at once at start-up (parent tags and the pack index)
+_START_CONCURRENCY = 16
 #: what distribution's upload ids look like (lower-case UUIDs); anything else is unknown
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -149,6 +163,10 @@ class Registry:
         also the page size when ``n`` is not given.
     :param now: the clock for upload start times.
     :param new_uuid: makes upload ids (tests pin them).
+    :param parent_tags: ``packs.parenttags``: maintain parent tags (``1.x``,
+        ``1.27.x``, ``lts__14.x``…) pointing at the newest version of their
+        line, and refuse clients' pushes and deletes of them
+        (see :mod:`paxd.registry.parenttags`).
     """
 
     def __init__(
@@ -160,6 +178,7 @@ class Registry:
         max_page: int = 1000,
         now: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = _new_uuid,
+        parent_tags: bool = True,
     ) -> None:
         self.driver = driver
         self.delete_enabled = delete_enabled
@@ -168,7 +187,15 @@ class Registry:
         self._now = now
         self._new_uuid = new_uuid
         self._catalog = Catalog(driver)
+        #: sizes and manifest bytes by digest (immutable; links are always read)
+        self._blobs = BlobCache()
         self._uploads: dict[tuple[str, str], _UploadState] = {}
+        self.parent_tags = parent_tags
+        self._packs = PackIndex(parent_tags)
+        #: per repository: serialises tag changes with the parent tags they move
+        self._tag_locks: dict[str, DeferredLock] = {}
+        #: while start() builds the pack index: who waits for it to finish
+        self._loading: list[Deferred[None]] | None = None
 
     # -- validation ---------------------------------------------------------
     def _page_size(self, n: int | None) -> int:
@@ -190,6 +217,16 @@ class Registry:
         self._check_writable()
         if not self.delete_enabled:
             raise unsupported()
+
+    def _check_not_parent(self, tag: str) -> None:
+        """Refuse a client's push or delete of a parent tag (DENIED, 403)."""
+        if self.parent_tags and parenttags.is_parent_tag(tag):
+            raise RegistryError(
+                "DENIED",
+                f"{tag} is a parent tag maintained by the registry:"
+                " push or delete a version tag instead",
+                detail={"tag": tag},
+            )
 
     @staticmethod
     def _parse_uuid(uuid: str) -> str:
@@ -223,11 +260,15 @@ class Registry:
         target = await self._read_link(layout.layer_link(name, digest))
         if target is None:
             return None
-        try:
-            info = await self.driver.stat(layout.blob_data(target))
-        except PathNotFound:
-            return None
-        return BlobInfo(target, info.size)
+        size = self._blobs.size(target)
+        if size is None:
+            try:
+                info = await self.driver.stat(layout.blob_data(target))
+            except PathNotFound:
+                return None
+            size = info.size
+            self._blobs.remember(target, size)
+        return BlobInfo(target, size)
 
     async def _revision_exists(self, name: str, digest: Digest) -> bool:
         return await self._read_link(layout.revision_link(name, digest)) is not None
@@ -260,8 +301,197 @@ class Registry:
     # -- start-up and health -------------------------------------------------
     @_deferred
     async def start(self) -> None:
-        """Build in-memory indexes (the catalog) from storage. Called once at start-up."""
-        await self._catalog.load()
+        """Build in-memory indexes from storage. Called once at start-up.
+
+        The catalog, then for each repository: its parent tags are made to
+        match its version tags (a directory written by Docker distribution,
+        or left by a kill mid-update, is repaired; not in read-only mode)
+        and its packs are indexed.
+        """
+        self._loading = []
+        try:
+            await self._catalog.load()
+            names, _ = await self._catalog.page(len(self._catalog), None)
+            semaphore = DeferredSemaphore(_START_CONCURRENCY)
+            await gatherResults(
+                [semaphore.run(self._load_repository, name) for name in names],
+                consumeErrors=True,
+            )
+        finally:
+            waiting, self._loading = self._loading, None
+            for d in waiting:
+                d.callback(None)
+        log.info(
+            "pack index loaded: {count} packs in {repositories} repositories",
+            count=len(self._packs),
+            repositories=len(names),
+        )
+
+    def _load_repository(self, name: str) -> Deferred[None]:
+        """Repair *name*'s parent tags and index its packs; never fails (errors are logged)."""
+
+        async def load() -> None:
+            tags = await self._list_tags(name)
+            digests = await self._read_tag_links(name, tags)
+            parents: dict[str, str | None] = {}
+            if self.parent_tags:
+                parents = await self._sync_parents(
+                    name, None, tags, digests, write=not self.readonly
+                )
+            summaries: dict[str, PackSummary | None] = {}
+            by_digest: dict[Digest, PackSummary | None] = {}
+            for tag in tags:
+                digest = digests.get(tag)
+                if digest is None or (self.parent_tags and parenttags.is_parent_tag(tag)):
+                    continue
+                if digest not in by_digest:
+                    by_digest[digest] = await self._summary_of(digest)
+                summaries[tag] = by_digest[digest]
+            self._packs.replace(
+                name, summaries, {p: t for p, t in parents.items() if t is not None}
+            )
+
+        d = Deferred.fromCoroutine(self._locked(name, load))
+        d.addErrback(lambda f: log.failure("could not load the tags of {name}", f, name=name))
+        return d
+
+    # -- parent tags and the pack index ------------------------------------------
+    async def _locked(self, name: str, f: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        """Run *f* holding *name*'s tag lock (tag changes and their parent tags, in order)."""
+        lock = self._tag_locks.get(name)
+        if lock is None:
+            lock = self._tag_locks[name] = DeferredLock()
+        await lock.acquire()
+        try:
+            return await f()
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting and self._tag_locks.get(name) is lock:
+                del self._tag_locks[name]
+
+    async def _list_tags(self, name: str) -> list[str]:
+        try:
+            found = await self.driver.children(layout.tags(name))
+        except PathNotFound:
+            return []
+        return [t for t in found if is_tag(t)]
+
+    async def _read_tag_links(self, name: str, tags: list[str]) -> dict[str, Digest | None]:
+        """Where each of *tags* points (None: no or a corrupt current link)."""
+        found = await gatherResults(
+            [
+                Deferred.fromCoroutine(self._read_link(layout.tag_current_link(name, t)))
+                for t in tags
+            ],
+            consumeErrors=True,
+        )
+        return dict(zip(tags, found, strict=True))
+
+    async def _summary_of(self, digest: Digest) -> PackSummary | None:
+        try:
+            content = await self.driver.get_content(layout.blob_data(digest))
+        except PathNotFound:
+            return None
+        return summarize(content, str(digest))
+
+    async def _sync_parents(
+        self,
+        name: str,
+        lines: set[str] | None,
+        tags: list[str] | None = None,
+        digests: dict[str, Digest | None] | None = None,
+        write: bool = True,
+    ) -> dict[str, str | None]:
+        """Make the parent tags of *lines* point where *name*'s version tags say.
+
+        Computed afresh from storage each time, so whatever an earlier
+        update (a kill, another replica, Docker distribution) left is
+        repaired.  Called with *name*'s tag lock held.
+
+        :param lines: the parent tags to update; None for every line there
+            is (and every parent-shaped tag, removed if its line is empty).
+        :param tags: *name*'s tags, if already listed.
+        :param digests: tag → current digest, for the tags already read.
+        :returns: parent tag → the version tag it points at now (None: gone).
+        """
+        if tags is None:
+            tags = await self._list_tags(name)
+        present = {t for t in tags if parenttags.is_parent_tag(t)}
+        lines_of = {t: parenttags.parent_tags(t) for t in tags}
+        if lines is None:
+            lines = present | {p for parents in lines_of.values() for p in parents}
+        if not lines:
+            return {}
+        members = [t for t in tags if any(p in lines for p in lines_of[t])]
+        known = dict(digests or {})
+        unread = [t for t in [*members, *(present & lines)] if t not in known]
+        known.update(await self._read_tag_links(name, unread))
+        # a version tag without a readable link (being deleted) is in no line
+        targets = parenttags.compute_parents([t for t in members if known.get(t)], lines)
+        result: dict[str, str | None] = {}
+        changed: list[str] = []
+        for parent in sorted(lines):
+            target = targets.get(parent)
+            want = known[target] if target is not None else None
+            have = known.get(parent) if parent in present else None
+            result[parent] = target
+            if want == have and (want is not None or parent not in present):
+                continue
+            changed.append(parent)
+            if not write:
+                continue
+            if want is None:
+                await self._delete_quietly(layout.tag_dir(name, parent))
+            else:
+                link = layout.link_content(want)
+                await self.driver.put_content(layout.tag_index_link(name, parent, want), link)
+                await self.driver.put_content(layout.tag_current_link(name, parent), link)
+        if changed:
+            log.info(
+                "parent tags of {name} {action}: {parents}",
+                name=name,
+                action="moved" if write else "stale (read-only: not repaired)",
+                parents=", ".join(f"{p} -> {result[p] or '(removed)'}" for p in changed),
+            )
+        return result
+
+    async def _tags_changed(
+        self, name: str, removed: list[str], pushed: tuple[str, PackSummary | None] | None = None
+    ) -> None:
+        """After tags of *name* were removed or one was pushed: move parents, update the index.
+
+        Called with *name*'s tag lock held.
+        """
+        changed = [*removed, *([pushed[0]] if pushed else [])]
+        parents: dict[str, str | None] = {}
+        if self.parent_tags:
+            lines = {p for t in changed for p in parenttags.parent_tags(t)}
+            # a parent deleted with its manifest is recreated if its line lives on
+            lines |= {t for t in removed if parenttags.is_parent_tag(t)}
+            if lines:
+                parents = await self._sync_parents(name, lines)
+        self._packs.remove_tags(name, removed)
+        if pushed is not None:
+            self._packs.put_tag(name, *pushed)
+        if parents:
+            self._packs.set_parents(name, parents)
+
+    @_deferred
+    async def packs(self, n: int | None, last: str | None) -> PackPage:
+        """Packs (repositories holding pack manifests) after *last*, at most *n*.
+
+        Each pack's tags carry the summary of their manifest (version, group,
+        parent tags, digest, layer, display name, addon type, cloud types,
+        logo digest), kept in memory and updated on every push and delete.
+        """
+        size = self._page_size(n)
+        if self._loading is not None:
+            # a console syncing while the index is being built gets all of it
+            waiter: Deferred[None] = Deferred()
+            self._loading.append(waiter)
+            await waiter
+        names, documents, more = self._packs.page(size, last)
+        return PackPage(names, documents, more)
 
     @_deferred
     async def check_health(self) -> None:
@@ -327,10 +557,14 @@ class Registry:
         # if this repository holds it
         if not await self._revision_exists(name, digest):
             raise manifest_unknown(reference)
-        try:
-            content = await self.driver.get_content(layout.blob_data(digest))
-        except PathNotFound:
-            raise manifest_unknown(reference) from None
+        content = self._blobs.content(digest)
+        if content is None:
+            try:
+                content = await self.driver.get_content(layout.blob_data(digest))
+            except PathNotFound:
+                self._blobs.forget(digest)
+                raise manifest_unknown(reference) from None
+            self._blobs.remember(digest, len(content), content)
         return ManifestInfo(digest, manifests.stored_media_type(content), content)
 
     async def _check_references(self, name: str, manifest: manifests.Manifest) -> None:
@@ -390,6 +624,7 @@ class Registry:
                 )
             tag = None
         else:
+            self._check_not_parent(ref)
             digest = Digest.of(content)
             tag = ref
         await self._check_references(name, manifest)
@@ -403,9 +638,15 @@ class Registry:
         if subject is not None:
             await self.driver.put_content(layout.referrer_link(name, subject, digest), link)
         if tag is not None:
-            # distribution's order: the tag's index, then what it points at now
-            await self.driver.put_content(layout.tag_index_link(name, tag, digest), link)
-            await self.driver.put_content(layout.tag_current_link(name, tag), link)
+            pushed_tag = tag
+
+            async def retag() -> None:
+                # distribution's order: the tag's index, then what it points at now
+                await self.driver.put_content(layout.tag_index_link(name, pushed_tag, digest), link)
+                await self.driver.put_content(layout.tag_current_link(name, pushed_tag), link)
+                await self._tags_changed(name, [], (pushed_tag, summarize(content, str(digest))))
+
+            await self._locked(name, retag)
         await self._catalog.record(name)
         log.info(
             "pushed manifest {name}@{digest} ({media_type}, tag {tag}, {size} bytes)",
@@ -438,11 +679,19 @@ class Registry:
         """Delete by digest (the revision and every tag pointing at it) or by tag (only the tag)."""
         name = parse_name(name)
         ref = parse_reference(reference)
+        if not isinstance(ref, Digest):
+            self._check_not_parent(ref)
         self._check_deletable()
         if not isinstance(ref, Digest):
-            if await self._read_link(layout.tag_current_link(name, ref)) is None:
-                raise manifest_unknown(reference)
-            await self._delete_quietly(layout.tag_dir(name, ref))
+            tag = ref
+
+            async def untag() -> None:
+                if await self._read_link(layout.tag_current_link(name, tag)) is None:
+                    raise manifest_unknown(reference)
+                await self._delete_quietly(layout.tag_dir(name, tag))
+                await self._tags_changed(name, [tag])
+
+            await self._locked(name, untag)
             log.info("deleted tag {name}:{tag}", name=name, tag=ref)
             return
         if not await self._revision_exists(name, ref):
@@ -455,7 +704,14 @@ class Registry:
         if parsed is not None and parsed.subject is not None:
             subject = parsed.subject.digest
         await self._delete_quietly(layout.revision_dir(name, ref))
-        untagged = await self._untag_all(name, ref)
+        deleted = ref
+
+        async def untag_all() -> list[str]:
+            removed = await self._untag_all(name, deleted)
+            await self._tags_changed(name, removed)
+            return removed
+
+        untagged = await self._locked(name, untag_all)
         if subject is not None:
             await self._delete_quietly(layout.referrer_dir(name, subject, ref))
         log.info(
@@ -539,8 +795,10 @@ class Registry:
         try:
             reader = await self.driver.reader(layout.blob_data(info.digest), offset)
         except PathNotFound:
+            self._blobs.forget(info.digest)
             raise blob_unknown(digest) from None
-        return info, reader
+        # the size of the file opened, whatever was remembered
+        return BlobInfo(info.digest, reader.size), reader
 
     @_deferred
     async def delete_blob(self, name: str, digest: str) -> None:

@@ -21,6 +21,7 @@ from paxd.web.catalog import CatalogEndpoint
 from paxd.web.endpoint import Endpoint, Response, json_response
 from paxd.web.errors import ErrorResource, not_found
 from paxd.web.manifests import ManifestEndpoint
+from paxd.web.packs import PacksEndpoint
 from paxd.web.referrers import ReferrersEndpoint
 from paxd.web.tags import TagsEndpoint
 from paxd.web.uploads import UploadEndpoint
@@ -82,6 +83,8 @@ class APIResource(Resource):
             return BaseEndpoint(self.registry, self.access, self.prefix, "")
         if segments == ["_catalog"]:
             return CatalogEndpoint(self.registry, self.access, self.prefix, "")
+        if segments == ["_packs"]:  # paxd's extension: see paxd/web/packs.py
+            return PacksEndpoint(self.registry, self.access, self.prefix, "")
         for i in range(len(segments) - 1, 0, -1):
             endpoint = self._match(segments[:i], segments[i], segments[i + 1 :])
             if endpoint is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
@@ -15,7 +16,7 @@ from paxd.web.plainport import REFUSAL, RefuseTLSFactory
 def _connect() -> tuple[object, StringTransport]:
     root = Resource()
     root.putChild(b"health", Data(b"UP", "text/plain"))
-    factory = RefuseTLSFactory(Site(root))
+    factory = RefuseTLSFactory(Site(root, reactor=Clock()))
     protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1234))
     assert protocol is not None
     transport = StringTransport()

@@ -1,0 +1,257 @@
+"""Tests for :mod:`paxd.registry.parenttags`: versions, lines, and where parents point."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from paxd.registry.parenttags import (
+    compute_parents,
+    is_parent_tag,
+    parent_tags,
+    parse_version,
+    parse_version_tag,
+    tag_order,
+)
+from paxd.registry.reference import is_tag
+
+
+class VersionTests(SynchronousTestCase):
+    """Parsing and semver precedence."""
+
+    def test_parse(self) -> None:
+        v = parse_version("1.27.3")
+        assert v is not None
+        self.assertEqual((v.major, v.minor, v.patch, v.is_release), (1, 27, 3, True))
+        self.assertEqual(str(v), "1.27.3")
+
+    def test_v_prefix(self) -> None:
+        v = parse_version("v1.27.3")
+        assert v is not None
+        self.assertEqual((v.major, v.minor, v.patch), (1, 27, 3))
+        self.assertEqual(str(v), "v1.27.3")
+
+    def test_prerelease(self) -> None:
+        v = parse_version("1.28.0-rc.1")
+        assert v is not None
+        self.assertFalse(v.is_release)
+
+    def test_not_versions(self) -> None:
+        for label in [
+            "latest",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "01.2.3",
+            "1.02.3",
+            "1.2.3-",
+            "1.2.3-rc..1",
+            "1.2.3-01",
+            "V1.2.3",
+            "vv1.2.3",
+            "1.x",
+            "1.2.x",
+            "1.2.3_rc1",
+            "",
+        ]:
+            self.assertIsNone(parse_version(label), label)
+
+    def test_semver_precedence(self) -> None:
+        """The example order of semver.org §11, plus numeric (not textual) comparison."""
+        ordered = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.2.0",
+            "1.10.0",
+            "2.0.0",
+            "10.0.0",
+        ]
+        shuffled = ordered[:]
+        random.Random(4).shuffle(shuffled)
+        versions = [parse_version(t) for t in shuffled]
+        self.assertEqual([str(v) for v in sorted(v for v in versions if v)], ordered)
+
+    def test_v_prefix_compares_as_the_number(self) -> None:
+        self.assertLess(parse_version("v1.9.0"), parse_version("1.10.0"))  # type: ignore[operator]
+        self.assertEqual(parse_version("v1.2.3"), parse_version("1.2.3"))
+
+
+class TagTests(SynchronousTestCase):
+    """Version tags, groups and the parent-tag grammar."""
+
+    def test_ungrouped_parents(self) -> None:
+        self.assertEqual(parent_tags("1.27.3"), ("1.x", "1.27.x"))
+        self.assertEqual(parent_tags("v1.27.3"), ("1.x", "1.27.x"))
+        self.assertEqual(parent_tags("1.28.0-rc.1"), ("1.x", "1.28.x"))
+
+    def test_grouped_parents(self) -> None:
+        self.assertEqual(parent_tags("lts__14.4.3"), ("lts__14.x", "lts__14.4.x"))
+        tag = parse_version_tag("lts__v14.4.3")
+        assert tag is not None
+        self.assertEqual(tag.group, "lts")
+        self.assertEqual(tag.parents, ("lts__14.x", "lts__14.4.x"))
+
+    def test_non_version_tags_have_no_parents(self) -> None:
+        for tag in ["latest", "stable", "lts__latest", "1.x", "lts__14.x", "bad_group__1.2.3"]:
+            self.assertEqual(parent_tags(tag), (), tag)
+            self.assertIsNone(parse_version_tag(tag), tag)
+
+    def test_is_parent_tag(self) -> None:
+        for tag in ["1.x", "0.x", "1.27.x", "14.4.x", "lts__14.x", "lts__14.4.x", "a-b.c__0.0.x"]:
+            self.assertTrue(is_parent_tag(tag), tag)
+        for tag in [
+            "x",
+            "1.2.3",
+            "v1.x",
+            "1.2.3.x",
+            "01.x",
+            "1.X",
+            "1.x-rc",
+            "latest",
+            "lts__latest",
+            "bad_group__1.x",
+            "lts__",
+        ]:
+            self.assertFalse(is_parent_tag(tag), tag)
+
+    @given(
+        st.tuples(
+            st.sampled_from([None, "lts", "edge-1.0"]),
+            st.sampled_from(["", "v"]),
+            st.integers(0, 10**6),
+            st.integers(0, 10**6),
+            st.integers(0, 10**6),
+            st.sampled_from(["", "-rc.1", "-alpha", "-0.3.7", "-x-y.7z"]),
+        )
+    )
+    def test_parents_are_valid_tags_of_parent_shape(
+        self, parts: tuple[str | None, str, int, int, int, str]
+    ) -> None:
+        group, v, major, minor, patch, pre = parts
+        label = f"{v}{major}.{minor}.{patch}{pre}"
+        tag = f"{group}__{label}" if group else label
+        self.assertTrue(is_tag(tag))
+        self.assertFalse(is_parent_tag(tag))
+        parents = parent_tags(tag)
+        self.assertEqual(len(parents), 2)
+        for parent in parents:
+            self.assertTrue(is_tag(parent), parent)
+            self.assertTrue(is_parent_tag(parent), parent)
+            self.assertIsNone(parse_version_tag(parent))
+
+    def test_tag_order(self) -> None:
+        tags = ["latest", "1.10.0", "lts__2.0.0", "1.9.0", "1.9.0-rc.1", "lts__10.0.0", "beta"]
+        self.assertEqual(
+            sorted(tags, key=tag_order),
+            ["1.9.0-rc.1", "1.9.0", "1.10.0", "beta", "latest", "lts__2.0.0", "lts__10.0.0"],
+        )
+
+
+class ComputeParentsTests(SynchronousTestCase):
+    """Which version each parent tag points at."""
+
+    def test_highest_release_per_line(self) -> None:
+        tags = ["1.26.9", "1.27.3", "1.27.10", "1.9.0", "2.0.0", "latest"]
+        self.assertEqual(
+            compute_parents(tags),
+            {
+                "1.x": "1.27.10",
+                "1.26.x": "1.26.9",
+                "1.27.x": "1.27.10",
+                "1.9.x": "1.9.0",
+                "2.x": "2.0.0",
+                "2.0.x": "2.0.0",
+            },
+        )
+
+    def test_prerelease_only_without_release(self) -> None:
+        tags = ["1.27.3", "1.28.0-rc.1", "1.28.0-rc.2", "2.0.0-beta.1"]
+        self.assertEqual(
+            compute_parents(tags),
+            {
+                # 1.28.0-rc.2 is higher, but the line has a release
+                "1.x": "1.27.3",
+                "1.27.x": "1.27.3",
+                "1.28.x": "1.28.0-rc.2",
+                "2.x": "2.0.0-beta.1",
+                "2.0.x": "2.0.0-beta.1",
+            },
+        )
+
+    def test_release_replaces_its_prereleases(self) -> None:
+        self.assertEqual(
+            compute_parents(["1.28.0-rc.1", "1.28.0"])["1.28.x"],
+            "1.28.0",
+        )
+
+    def test_groups_are_separate_lines(self) -> None:
+        tags = ["14.4.3", "lts__14.4.3", "lts__14.4.5", "lts__14.5.0-rc.1", "edge__15.0.0"]
+        self.assertEqual(
+            compute_parents(tags),
+            {
+                "14.x": "14.4.3",
+                "14.4.x": "14.4.3",
+                "lts__14.x": "lts__14.4.5",
+                "lts__14.4.x": "lts__14.4.5",
+                "lts__14.5.x": "lts__14.5.0-rc.1",
+                "edge__15.x": "edge__15.0.0",
+                "edge__15.0.x": "edge__15.0.0",
+            },
+        )
+
+    def test_v_prefix_same_line_plain_wins_a_tie(self) -> None:
+        self.assertEqual(compute_parents(["v1.2.4", "1.2.3"])["1.x"], "v1.2.4")
+        self.assertEqual(compute_parents(["v1.2.3", "1.2.3"])["1.x"], "1.2.3")
+        self.assertEqual(compute_parents(["1.2.3", "v1.2.3"])["1.x"], "1.2.3")
+
+    def test_non_version_and_parent_tags_ignored(self) -> None:
+        self.assertEqual(compute_parents(["latest", "1.x", "1.2.x", "lts__foo"]), {})
+
+    def test_deletion_relinks(self) -> None:
+        tags = ["1.2.3", "1.2.4", "1.3.0"]
+        self.assertEqual(compute_parents(tags)["1.x"], "1.3.0")
+        tags.remove("1.3.0")
+        after = compute_parents(tags)
+        self.assertEqual(after["1.x"], "1.2.4")
+        self.assertNotIn("1.3.x", after)
+        tags.remove("1.2.4")
+        self.assertEqual(compute_parents(tags)["1.2.x"], "1.2.3")
+
+    def test_last_tag_removed(self) -> None:
+        self.assertEqual(
+            compute_parents(["lts__1.0.0"]), {"lts__1.x": "lts__1.0.0", "lts__1.0.x": "lts__1.0.0"}
+        )
+        self.assertEqual(compute_parents([]), {})
+
+    def test_lines_filter(self) -> None:
+        tags = ["1.2.3", "1.3.0", "2.0.0"]
+        self.assertEqual(compute_parents(tags, {"1.2.x", "3.x"}), {"1.2.x": "1.2.3"})
+
+    @given(
+        st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.booleans()))
+    )
+    def test_parent_is_the_maximum_of_its_line(
+        self, versions: list[tuple[int, int, int, bool]]
+    ) -> None:
+        tags = sorted({f"{a}.{b}.{c}{'-rc.1' if pre else ''}" for a, b, c, pre in versions})
+        parents = compute_parents(tags)
+        for parent, target in parents.items():
+            self.assertIn(target, tags)
+            self.assertIn(parent, parent_tags(target))
+            line = [t for t in tags if parent in parent_tags(t)]
+            releases = [t for t in line if "-" not in t]
+            candidates = releases or line
+            top = max(candidates, key=lambda t: parse_version(t))  # type: ignore[arg-type,return-value]
+            self.assertEqual(target, top)
+        expected_lines = {p for t in tags for p in parent_tags(t)}
+        self.assertEqual(set(parents), expected_lines)
