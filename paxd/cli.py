@@ -50,12 +50,23 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
         description="See 'paxd htpasswd --help'.",
     )
+    cert = sub.add_parser(
+        "cert",
+        help="make TLS certificates ('paxd cert self-signed --help')",
+        description="'paxd cert self-signed --host NAME --ip ADDR' writes a CA and a server"
+        " certificate with the right subjectAltNames and says how to trust it.",
+    )
+    cert.add_argument("action", choices=["self-signed"], help="what to make")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``paxd`` console script."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["cert", "self-signed"]:
+        from paxd.tls.selfsigned import main as self_signed_main
+
+        return self_signed_main(argv[2:], prog="paxd cert self-signed")
     if argv[:1] == ["htpasswd"]:
         from paxd.auth.users import main as htpasswd_main
 

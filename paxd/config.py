@@ -177,6 +177,9 @@ class HTTPConfig:
     tls: TLSConfig | None = None
     #: paxd extension: Twisted endpoint descriptions; when set, ``addr`` is not used
     listen: tuple[str, ...] = ()
+    #: paxd extension (``http.redirect``): plain-HTTP listeners (port 80) that answer ACME
+    #: HTTP-01 challenges and redirect everything else to https; endpoint descriptions
+    redirect: tuple[str, ...] = ()
     #: seconds to wait for requests in flight at shutdown (Go duration in the file)
     draintimeout: float = 0.0
 
@@ -520,6 +523,7 @@ _SCHEMA = _Struct(
                 "http2": _ANY,
                 "h2c": _ANY,
                 "listen": _List(_LEAF),
+                "redirect": _Struct({"addr": _LEAF, "listen": _List(_LEAF)}),
             }
         ),
         "health": _Struct(
@@ -945,7 +949,18 @@ class _Parser:
         self.keys(
             section,
             "http",
-            ("addr", "net", "prefix", "host", "secret", "headers", "tls", "listen", "draintimeout"),
+            (
+                "addr",
+                "net",
+                "prefix",
+                "host",
+                "secret",
+                "headers",
+                "tls",
+                "listen",
+                "draintimeout",
+                "redirect",
+            ),
             ("relativeurls", "debug", "http2", "h2c"),
         )
         net = self.choice(section.get("net"), "http.net", "tcp", ("tcp", "unix"))
@@ -971,6 +986,14 @@ class _Parser:
                     "http.host",
                     f"{host!r} is not a URL with a scheme; write e.g. https://registry.example.com",
                 )
+        tls = self.tls(section.get("tls"))
+        redirect = self.redirect(section.get("redirect"))
+        if redirect and tls is None:
+            self.fail(
+                "http.redirect",
+                "set, but http.tls is not: the plain-HTTP listener redirects to https; configure"
+                " http.tls (a certificate or letsencrypt) or remove http.redirect",
+            )
         config = HTTPConfig(
             addr=addr,
             net=cast(Literal["tcp", "unix"], net),
@@ -978,8 +1001,9 @@ class _Parser:
             host=host or None,
             secret=self.string(section.get("secret"), "http.secret") or None,
             headers=self.headers(section.get("headers")),
-            tls=self.tls(section.get("tls")),
+            tls=tls,
             listen=listen,
+            redirect=redirect,
             draintimeout=self.duration(section.get("draintimeout"), "http.draintimeout", 0.0),
         )
         try:
@@ -987,6 +1011,31 @@ class _Parser:
         except ConfigError as e:
             self.fail(e.key, e.message)
         return config
+
+    def redirect(self, value: Any) -> tuple[str, ...]:
+        """``http.redirect`` (paxd extension): ``addr`` (as ``http.addr``) or ``listen``."""
+        key = "http.redirect"
+        section = self.mapping(value, key)
+        self.keys(section, key, ("addr", "listen"))
+        listen = self.strings(section.get("listen"), f"{key}.listen", single_ok=True)
+        for i, description in enumerate(listen):
+            if ":" not in description:
+                self.fail(
+                    f"{key}.listen.{i}",
+                    f"{description!r} is not a Twisted endpoint description; write e.g. tcp:80"
+                    " or systemd:domain=INET:index=1",
+                )
+        addr = self.string(section.get("addr"), f"{key}.addr")
+        if listen:
+            if addr:
+                self.warn(f"{key}.addr: not used because {key}.listen is set")
+            return listen
+        if not addr:
+            return ()
+        try:
+            return tuple(_endpoint_descriptions(HTTPConfig(addr=addr), self.source))
+        except ConfigError as e:
+            self.fail(f"{key}.addr", e.message.replace("http.listen", f"{key}.listen"))
 
     def headers(self, value: Any) -> dict[str, list[str]]:
         section = self.mapping(value, "http.headers")
@@ -1038,12 +1087,8 @@ class _Parser:
                 "http.tls.minimumtls",
                 f"unknown TLS version {minimumtls!r}; use tls1.2 or tls1.3",
             )
+        # Go's suite names; paxd.tls.context maps them to OpenSSL's (unknown names stop it).
         ciphersuites = self.strings(section.get("ciphersuites"), "http.tls.ciphersuites")
-        if ciphersuites:
-            self.warn(
-                "http.tls.ciphersuites: not implemented by paxd (OpenSSL's defaults are"
-                " used); ignored"
-            )
         clientcas = self.strings(section.get("clientcas"), "http.tls.clientcas", single_ok=True)
         return TLSConfig(
             certificate=self.readable_file(certificate, "http.tls.certificate")

@@ -25,7 +25,10 @@ from paxd.config import Config, ConfigError, load_config
 from paxd.registry.service import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
-from paxd.tls.context import TLSSetupError, certificate_options, wrap_tls
+from paxd.tls.certificates import TLSSetupError
+from paxd.tls.context import wrap_tls
+from paxd.tls.wiring import build_tls, prepare_tls
+from paxd.web.plainport import RefuseTLSFactory
 from paxd.web.request import RegistrySite
 from paxd.web.root import APIResource, RegistryRoot
 
@@ -65,7 +68,9 @@ class Options(usage.Options):
         try:
             config = load_config(self["config"], os.environ)
             self["parsed"] = config
-            self["tls"] = certificate_options(config.http.tls) if config.http.tls else None
+            check_listeners(config)
+            # TLS files are read and checked here, before anything listens.
+            self["tls"] = prepare_tls(config)
             self["created_password"] = prepare_htpasswd(config)
         except (ConfigError, TLSSetupError, HtpasswdError) as e:
             raise usage.UsageError(str(e)) from None
@@ -174,6 +179,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         delete_enabled=config.storage.delete_enabled,
         readonly=config.storage.readonly,
         max_page=config.catalog.maxentries,
+        parent_tags=config.packs.parenttags,
     )
     RegistryStartup(registry, config).setServiceParent(top)
 
@@ -185,15 +191,26 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     site = RegistrySite(root, runner=disk, headers=config.http.headers)
 
     descriptions = config.endpoint_descriptions()
-    factory = wrap_tls(options["tls"], site)
+    tls = build_tls(options["tls"], config, reactor, top, disk) if options["tls"] else None
+    # One TLS factory for every listener: a renewed certificate reaches them all.
+    # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
+    factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)
     for description in descriptions:
         endpoint = serverFromString(reactor, description)
         StreamServerEndpointService(endpoint, factory).setServiceParent(top)
         log.info(
             "listening on {description} ({scheme})",
             description=description,
-            scheme="https" if config.http.tls else "http",
+            scheme="https" if tls else "http",
         )
+    if tls is not None and tls.plain is not None:
+        # Port 80: ACME HTTP-01 and redirects to https, never registry content.
+        for description in config.http.redirect:
+            endpoint = serverFromString(reactor, description)
+            StreamServerEndpointService(endpoint, tls.plain).setServiceParent(top)
+            log.info(
+                "listening on {description} (http: redirects to https)", description=description
+            )
     if config.auth is None and not all(is_loopback(d) for d in descriptions):
         log.warn(
             "NO AUTHENTICATION: {source} has no 'auth' section and paxd listens beyond"
@@ -202,6 +219,34 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             source=config.source,
         )
     return top
+
+
+def check_listeners(config: Config) -> None:
+    """Parse every endpoint description now, so a bad one is a message, not a traceback.
+
+    :raises ConfigError: naming the key, e.g. a systemd socket index nothing passed in.
+    """
+    keys = "http.listen" if config.http.listen else "http.addr"
+    for key, descriptions in (
+        (keys, config.endpoint_descriptions()),
+        ("http.redirect", config.http.redirect),
+    ):
+        for i, description in enumerate(descriptions):
+            try:
+                serverFromString(None, description)  # parsing only: nothing is bound
+            except IndexError:
+                raise ConfigError(
+                    config.source,
+                    f"{key}.{i}" if key != "http.addr" else key,
+                    f"{description!r}: no such inherited socket; start paxd from its systemd"
+                    " .socket unit (LISTEN_FDS), or listen on tcp:PORT",
+                ) from None
+            except (ValueError, KeyError, TypeError) as e:
+                raise ConfigError(
+                    config.source,
+                    f"{key}.{i}" if key != "http.addr" else key,
+                    f"{description!r} is not a usable Twisted endpoint description ({e})",
+                ) from None
 
 
 def is_loopback(description: str) -> bool:

@@ -127,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca-cert", metavar="FILE", help="trust this CA (PEM) for the check")
     p.set_defaults(handler=check)
 
+    cert = sub.add_parser(
+        "cert",
+        help="make TLS certificates ('paxctl cert self-signed --help')",
+        description="'paxctl cert self-signed --host NAME --ip ADDR' writes a CA and a server"
+        " certificate with the right subjectAltNames and says how to trust it.",
+    )
+    cert.add_argument("action", choices=["self-signed"], help="what to make")
+
     p = sub.add_parser("version", help="print paxctl's version")
     p.set_defaults(handler=commands.version)
 
@@ -263,6 +271,11 @@ def run(argv: list[str] | None, ctx: commands.Context) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run paxctl on the process's streams; return the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["cert", "self-signed"]:
+        from paxd.tls.selfsigned import main as self_signed_main
+
+        return self_signed_main(argv[2:], prog="paxctl cert self-signed")
     ctx = commands.Context(
         stdout=sys.stdout,
         stderr=sys.stderr,

@@ -168,7 +168,7 @@ def _name_diagnosis(info: CertInfo | None, host: str) -> str:
     if is_ip(host) and (info is None or not info.ip_addresses):
         return (
             f"x509: certificate has no IP SAN for {host}: regenerate it with an IP SAN"
-            f" (paxctl cert self-signed --ip {host}, coming) or use a DNS name"
+            f" (paxctl cert self-signed --ip {host}) or use a DNS name"
         )
     names = info.names() if info else "other names"
     return (

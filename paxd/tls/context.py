@@ -1,18 +1,53 @@
-"""TLS contexts for the registry's listeners, built from ``http.tls``.
+"""TLS for the registry's listeners: the policy from ``http.tls`` and a swappable server context.
 
-The certificate chain and key are read once at start-up (never per
-handshake); the listener's factory is wrapped in TLS so that any endpoint
-description, systemd sockets included, can serve HTTPS.
+:class:`ServerTLS` is what a listener's :class:`TLSMemoryBIOFactory` asks for
+each new connection. It holds one OpenSSL context built from the current
+:class:`~paxd.tls.certificates.CertificateBundle`; :meth:`ServerTLS.swap`
+builds a new context from a new bundle and makes it current, so renewed or
+replaced certificates take effect for the next handshake while connections
+already open keep theirs. PEM is never read per handshake.
+
+The context negotiates ALPN ``http/1.1`` only, and answers RFC 8737
+TLS-ALPN-01 validation: a client that offers ``acme-tls/1`` for a name with a
+pending challenge gets the challenge certificate instead of the normal one.
 """
 
 from __future__ import annotations
 
-from OpenSSL import SSL, crypto
+from typing import Any, Protocol
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from OpenSSL import SSL
 from twisted.internet import ssl
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IProtocolFactory
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from zope.interface import implementer
 
 from paxd.config import TLSConfig
+from paxd.tls.certificates import CertificateBundle, TLSSetupError, read_file
+
+__all__ = [
+    "ACME_TLS_ALPN",
+    "HTTP_ALPN",
+    "ChallengeCertificates",
+    "ServerTLS",
+    "TLSPolicy",
+    "TLSSetupError",
+    "cipher_string",
+    "policy_from_config",
+    "wrap_tls",
+]
+
+log = Logger(namespace="paxd.tls")
+
+#: RFC 8737's ALPN protocol for TLS-ALPN-01 validation
+ACME_TLS_ALPN = b"acme-tls/1"
+#: the one application protocol paxd speaks over TLS
+HTTP_ALPN = b"http/1.1"
 
 _VERSIONS = {
     "tls1.0": ssl.TLSVersion.TLSv1_0,
@@ -25,93 +60,203 @@ _VERSIONS = {
     "tls13": ssl.TLSVersion.TLSv1_3,
 }
 
+#: Go's (and so distribution's) TLS 1.2 cipher suite names → OpenSSL's names
+_GO_CIPHERS = {
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256": "AES128-SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256": "ECDHE-ECDSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": "ECDHE-RSA-AES128-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+_GO_CIPHERS["TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305"] = _GO_CIPHERS[
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+]
+_GO_CIPHERS["TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"] = _GO_CIPHERS[
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
+]
+#: TLS 1.3 suites: Go accepts the names and ignores them (they are not configurable)
+_TLS13_CIPHERS = (
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+)
 
-class TLSSetupError(Exception):
-    """The TLS files could not be used; the message names the file and the fix."""
+
+@attrs.frozen
+class TLSPolicy:
+    """How the TLS listener negotiates: minimum version, cipher list, client certificates."""
+
+    minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    #: an OpenSSL cipher string for TLS 1.2 and older; ``None``: Twisted's defaults
+    ciphers: str | None = None
+    #: CAs that sign acceptable client certificates; when set, a client certificate is required
+    client_cas: tuple[x509.Certificate, ...] = ()
 
 
-def _read(path: str, key: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise TLSSetupError(f"http.tls.{key}: cannot read {path}: {e.strerror}") from None
+def cipher_string(names: tuple[str, ...]) -> str | None:
+    """``http.tls.ciphersuites`` (Go names) as an OpenSSL cipher string; ``None`` if empty.
+
+    :raises TLSSetupError: for a name Go does not know.
+    """
+    openssl = []
+    for i, name in enumerate(names):
+        if name.upper() in _TLS13_CIPHERS:
+            continue
+        mapped = _GO_CIPHERS.get(name.upper())
+        if mapped is None:
+            raise TLSSetupError(
+                f"http.tls.ciphersuites.{i}: unknown cipher suite {name!r}; use Go's names,"
+                " e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+            )
+        openssl.append(mapped)
+    return ":".join(openssl) or None
 
 
-def certificate_options(tls: TLSConfig) -> ssl.CertificateOptions:
-    """Server TLS options from certificate and key files (chain in file order)."""
-    if tls.letsencrypt is not None and not tls.certificate:
-        raise TLSSetupError(
-            "http.tls.letsencrypt: certificates from Let's Encrypt (ACME) are not implemented"
-            " in this version of paxd; configure http.tls.certificate and http.tls.key"
-        )
-    if not tls.certificate or not tls.key:
-        raise TLSSetupError("http.tls: both certificate and key must be set")
-    chain_pem = _read(tls.certificate, "certificate")
-    key_pem = _read(tls.key, "key")
-    try:
-        certs = [
-            crypto.load_certificate(crypto.FILETYPE_PEM, block)
-            for block in _pem_blocks(chain_pem, b"CERTIFICATE")
-        ]
-        if not certs:
-            raise crypto.Error("no PEM certificate found")
-    except crypto.Error as e:
-        raise TLSSetupError(
-            f"http.tls.certificate: {tls.certificate} is not a PEM certificate: {e}"
-        ) from None
-    try:
-        key = crypto.load_privatekey(crypto.FILETYPE_PEM, key_pem)
-    except crypto.Error as e:
-        raise TLSSetupError(f"http.tls.key: {tls.key} is not a PEM private key: {e}") from None
-    context = SSL.Context(SSL.TLS_METHOD)
-    try:
-        context.use_certificate(certs[0])
-        context.use_privatekey(key)
-        context.check_privatekey()
-    except SSL.Error:
-        raise TLSSetupError(
-            f"http.tls.key: {tls.key} does not match the certificate in {tls.certificate}"
-        ) from None
-    minimum = _VERSIONS.get((tls.minimumtls or "tls1.2").lower())
+def policy_from_config(tls: TLSConfig) -> TLSPolicy:
+    """The :class:`TLSPolicy` of ``http.tls`` (reads the ``clientcas`` files: blocking).
+
+    :raises TLSSetupError: an unknown version or cipher suite, an unusable CA file.
+    """
+    name = (tls.minimumtls or "tls1.2").lower()
+    minimum = _VERSIONS.get(name)
     if minimum is None:
         raise TLSSetupError(
             f"http.tls.minimumtls: unknown version {tls.minimumtls!r}; use tls1.2 or tls1.3"
         )
-    kwargs: dict[str, object] = {}
-    if tls.clientcas:
-        cas = [
-            ssl.Certificate.loadPEM(block)
-            for path in tls.clientcas
-            for block in _pem_blocks(_read(path, "clientcas"), b"CERTIFICATE")
-        ]
-        kwargs["trustRoot"] = ssl.trustRootFromCertificates(cas)
-        kwargs["verify"] = True
-        kwargs["requireCertificate"] = True
-    return ssl.CertificateOptions(
-        privateKey=key.to_cryptography_key(),  # type: ignore[arg-type]
-        certificate=certs[0].to_cryptography(),  # type: ignore[arg-type]
-        extraCertChain=[c.to_cryptography() for c in certs[1:]],  # type: ignore[misc]
-        raiseMinimumTo=minimum,
-        **kwargs,  # type: ignore[arg-type]
+    cas: list[x509.Certificate] = []
+    for i, path in enumerate(tls.clientcas):
+        key = f"http.tls.clientcas.{i}"
+        data = read_file(path, key)
+        try:
+            cas.extend(x509.load_pem_x509_certificates(data))
+        except ValueError:
+            raise TLSSetupError(
+                f"{key}: {path} holds no PEM CA certificate; list CA certificate files here"
+            ) from None
+    return TLSPolicy(
+        minimum=minimum, ciphers=cipher_string(tls.ciphersuites), client_cas=tuple(cas)
     )
 
 
-def _pem_blocks(data: bytes, kind: bytes) -> list[bytes]:
-    begin, end = b"-----BEGIN " + kind + b"-----", b"-----END " + kind + b"-----"
-    blocks = []
-    start = data.find(begin)
-    while start != -1:
-        stop = data.find(end, start)
-        if stop == -1:
-            break
-        blocks.append(data[start : stop + len(end)] + b"\n")
-        start = data.find(begin, stop)
-    return blocks
+class ChallengeCertificates(Protocol):
+    """Where :class:`ServerTLS` finds TLS-ALPN-01 challenge certificates (the ACME responder)."""
+
+    def certificate_for(self, server_name: str) -> tuple[x509.Certificate, PrivateKeyTypes] | None:
+        """The challenge certificate and key for *server_name*, if a challenge is pending."""
 
 
-def wrap_tls(options: ssl.CertificateOptions | None, factory: IProtocolFactory) -> IProtocolFactory:
-    """*factory* as it is, or wrapped in TLS when there are TLS *options*."""
-    if options is None:
+class _NoChallenges:
+    def certificate_for(self, server_name: str) -> tuple[x509.Certificate, PrivateKeyTypes] | None:
+        return None
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerTLS:
+    """The TLS server side of every registry listener: one current context, swappable.
+
+    :ivar bundle: the certificate being served to new connections.
+    """
+
+    def __init__(
+        self,
+        bundle: CertificateBundle,
+        policy: TLSPolicy | None = None,
+        challenges: ChallengeCertificates | None = None,
+    ) -> None:
+        self.policy = policy or TLSPolicy()
+        self.challenges: ChallengeCertificates = challenges or _NoChallenges()
+        self.bundle = bundle
+        self._context = self._build(bundle)
+
+    def swap(self, bundle: CertificateBundle) -> None:
+        """Serve *bundle* to every new connection from now on (open connections keep theirs).
+
+        :raises TLSSetupError: OpenSSL refuses the bundle; the current one stays.
+        """
+        context = self._build(bundle)
+        self.bundle, self._context = bundle, context
+        log.info(
+            "now serving certificate serial {serial:x} for {names}, valid until {not_after}",
+            serial=bundle.serial,
+            names=", ".join([*bundle.names()[0], *map(str, bundle.names()[1])]) or "(no SAN)",
+            not_after=bundle.not_after.isoformat(),
+        )
+
+    def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
+        """A connection on the current context (called once per accepted connection)."""
+        return SSL.Connection(self._context, None)
+
+    def _build(self, bundle: CertificateBundle) -> SSL.Context:
+        policy = self.policy
+        kwargs: dict[str, Any] = {}
+        if policy.minimum < ssl.TLSVersion.TLSv1_2:
+            kwargs["insecurelyLowerMinimumTo"] = policy.minimum
+        else:
+            kwargs["raiseMinimumTo"] = policy.minimum
+        if policy.ciphers:
+            kwargs["acceptableCiphers"] = ssl.AcceptableCiphers.fromOpenSSLCipherString(
+                policy.ciphers
+            )
+        if policy.client_cas:
+            kwargs["trustRoot"] = ssl.trustRootFromCertificates(
+                [
+                    ssl.Certificate.loadPEM(ca.public_bytes(serialization.Encoding.PEM))
+                    for ca in policy.client_cas
+                ]
+            )
+        try:
+            options = ssl.CertificateOptions(
+                privateKey=bundle.key,  # type: ignore[arg-type]
+                certificate=bundle.leaf,  # type: ignore[arg-type]
+                extraCertChain=list(bundle.chain[1:]),  # type: ignore[arg-type]
+                **kwargs,
+            )
+            context = options.getContext()
+        except (SSL.Error, ValueError) as e:
+            raise TLSSetupError(
+                f"http.tls: OpenSSL refuses the certificate or settings: {e}"
+            ) from None
+        context.set_alpn_select_callback(self._select_alpn)
+        return context
+
+    def _select_alpn(self, connection: SSL.Connection, offered: list[bytes]) -> Any:
+        """Pick ``http/1.1``, or answer a TLS-ALPN-01 validation with the challenge certificate."""
+        if ACME_TLS_ALPN in offered:
+            raw = connection.get_servername()
+            name = raw.decode("ascii", "replace").lower() if raw else ""
+            pair = self.challenges.certificate_for(name) if name else None
+            if pair is not None:
+                # The challenge key is P-256 like the ACME certificate's, so OpenSSL
+                # swaps it into the slot it has already chosen for this handshake.
+                certificate, key = pair
+                connection.use_certificate(certificate)
+                connection.use_privatekey(key)  # type: ignore[arg-type]
+                log.info(
+                    "answering a TLS-ALPN-01 validation for {name}",
+                    name=name,
+                )
+                return ACME_TLS_ALPN
+        if HTTP_ALPN in offered:
+            return HTTP_ALPN
+        return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def wrap_tls(
+    creator: ServerTLS | None, factory: IProtocolFactory, clock: Any = None
+) -> IProtocolFactory:
+    """*factory* as it is, or wrapped in TLS when there is a *creator*."""
+    if creator is None:
         return factory
-    return TLSMemoryBIOFactory(options, False, factory)
+    return TLSMemoryBIOFactory(creator, False, factory, clock=clock)

@@ -660,7 +660,7 @@ class TLSMixin(_Base):
         self.assertEqual(
             no_ip_san.stderr.strip(),
             "paxctl: x509: certificate has no IP SAN for 127.0.0.1: regenerate it with an IP SAN"
-            " (paxctl cert self-signed --ip 127.0.0.1, coming) or use a DNS name",
+            " (paxctl cert self-signed --ip 127.0.0.1) or use a DNS name",
         )
         insecure = await self.login_to(server, "--insecure")
         self.assertEqual(insecure.returncode, 0, insecure.describe())
