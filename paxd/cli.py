@@ -110,29 +110,49 @@ def check_config(path: str) -> int:
     return 0
 
 
+def log_observer(config: Any, stream: Any = None) -> Any:
+    """The observer ``log`` asks for: its level, text or JSON lines, and its extra fields."""
+    from twisted.logger import (
+        FilteringLogObserver,
+        ILogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        jsonFileLogObserver,
+        textFileLogObserver,
+    )
+    from zope.interface import provider
+
+    stream = sys.stderr if stream is None else stream
+    level = str(config.level or "info").lower()
+    predicate = LogLevelFilterPredicate(
+        defaultLogLevel=LogLevel.levelWithName(level if level in LEVELS else "info")
+    )
+    if str(config.formatter or "text").lower() in ("json", "logstash"):
+        sink = jsonFileLogObserver(stream)
+    else:
+        sink = textFileLogObserver(stream)
+    fields = dict(config.fields or {})
+
+    @provider(ILogObserver)
+    def with_fields(event: dict[str, Any]) -> None:
+        # the configured fields (e.g. service: registry) on every event, never over its own
+        sink({**{k: v for k, v in fields.items() if k not in event}, **event} if fields else event)
+
+    return FilteringLogObserver(with_fields, [predicate])
+
+
 def serve(path: str) -> int:
     """``paxd serve``: run until SIGINT or SIGTERM."""
     options = _options(path)
     if options is None:
         return 1
     from twisted.internet import reactor
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+    from twisted.logger import globalLogBeginner
 
     from paxd.tap import makeService
 
-    level = str(options["parsed"].log.level or "info").lower()
-    predicate = LogLevelFilterPredicate(
-        defaultLogLevel=LogLevel.levelWithName(level if level in LEVELS else "info")
-    )
     globalLogBeginner.beginLoggingTo(
-        [FilteringLogObserver(textFileLogObserver(sys.stderr), [predicate])],
-        redirectStandardIO=False,
+        [log_observer(options["parsed"].log)], redirectStandardIO=False
     )
     service = makeService(options, reactor)
     failed: list[BaseException] = []

@@ -9,7 +9,7 @@ import os
 from twisted.trial.unittest import TestCase
 
 from paxd import __version__
-from paxd.cli import main
+from paxd.cli import log_observer, main
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
@@ -64,3 +64,37 @@ class PaxdCommandTests(TestCase):
         self.assertEqual(status, 0)
         with open(path) as f:
             self.assertTrue(f.read().startswith("alice:$2y$"))
+
+
+class LogObserverTests(TestCase):
+    """``log.level``, ``log.formatter`` and ``log.fields`` shape what ``paxd serve`` writes."""
+
+    def _emit(self, **log: object) -> str:
+        from twisted.logger import Logger
+
+        from paxd.config import LogConfig
+
+        stream = io.StringIO()
+        config = LogConfig(**log)  # type: ignore[arg-type]
+        observer = log_observer(config, stream)
+        logger = Logger(namespace="paxd.test", observer=observer)
+        logger.debug("hidden {x}", x=1)
+        logger.info("pushed {digest}", digest="sha256:ab")
+        return stream.getvalue()
+
+    def test_text_at_info_drops_debug(self) -> None:
+        out = self._emit()
+        self.assertIn("pushed sha256:ab", out)
+        self.assertNotIn("hidden", out)
+
+    def test_debug_level_keeps_debug(self) -> None:
+        self.assertIn("hidden 1", self._emit(level="debug"))
+
+    def test_json_lines_carry_fields(self) -> None:
+        import json
+
+        out = self._emit(formatter="json", fields={"service": "registry"})
+        events = [json.loads(line.strip("\x1e")) for line in out.splitlines() if line.strip()]
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["digest"], "sha256:ab")
+        self.assertEqual(events[0]["service"], "registry")

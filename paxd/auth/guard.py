@@ -41,6 +41,9 @@ log = Logger()
 
 #: longer ``Authorization`` headers are refused unread (user and password fit in far less)
 MAX_AUTHORIZATION = 4096
+#: Basic credentials with an empty user and password: no credentials at all
+EMPTY_BASIC = (b"basic og==", b"basic")
+
 #: what an unauthenticated client may do where anonymous reads are on
 READ_METHODS = frozenset({b"GET", b"HEAD"})
 
@@ -151,6 +154,9 @@ class RegistryGuard(HTTPAuthSessionWrapper):
             return too_many_requests_resource(retry)
 
         header = request.getHeader(b"authorization")
+        if header is not None and header.strip().lower() in EMPTY_BASIC:
+            # containers/image sends "user:pass" = ":" when it holds no credentials
+            header = None
         if not header:
             # The base endpoint still challenges: OCI clients (skopeo, docker) only send
             # the credentials they hold after the ping to /v2/ has asked for them.

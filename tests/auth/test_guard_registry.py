@@ -179,3 +179,12 @@ class AnonymousReadRegistryTests(GuardedRegistryMixin, SynchronousTestCase):
         self.assertUnauthorized(self.request("GET", "/v2/"))
         self.assertUnauthorized(self.request("GET", "/v1/"))
         self.assertEqual(self.request("GET", "/v2/", auth=ADMIN).code, 200)
+
+    def test_empty_basic_credentials_are_anonymous(self) -> None:
+        """skopeo without credentials sends ``Basic Og==`` (":"); that is an anonymous read."""
+        data = b"\x89PNG logo"
+        self.assertEqual(self.push_blob("logos", data).code, 201)
+        answer = self.request(
+            "GET", f"/v2/logos/blobs/{sha256(data)}", headers={"Authorization": "Basic Og=="}
+        )
+        self.assertEqual((answer.code, answer.body), (200, data))
