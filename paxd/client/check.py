@@ -188,8 +188,7 @@ def check_tls(
                 "FAIL",
                 "name",
                 f"certificate has no IP SAN for {host}",
-                f"regenerate with `paxctl cert self-signed --ip {host}`,"
-                " or use a DNS name",
+                f"regenerate with `paxctl cert self-signed --ip {host}`, or use a DNS name",
             )
         else:
             report.add(
