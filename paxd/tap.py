@@ -22,12 +22,12 @@ from paxd import __version__
 from paxd.auth.avatar import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
+from paxd.memory import pin_mmap_threshold
 from paxd.registry.service import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
 from paxd.tls.certificates import TLSSetupError
 from paxd.tls.context import wrap_tls
-from paxd.tls.wiring import build_tls, prepare_tls
 from paxd.web.plainport import RefuseTLSFactory
 from paxd.web.request import RegistrySite
 from paxd.web.root import APIResource, RegistryRoot
@@ -70,10 +70,19 @@ class Options(usage.Options):
             self["parsed"] = config
             check_listeners(config)
             # TLS files are read and checked here, before anything listens.
-            self["tls"] = prepare_tls(config)
+            self["tls"] = prepare_tls(config) if config.http.tls else None
             self["created_password"] = prepare_htpasswd(config)
         except (ConfigError, TLSSetupError, HtpasswdError) as e:
             raise usage.UsageError(str(e)) from None
+
+
+def prepare_tls(config: Config) -> Any:
+    """Read and check the TLS files (or the ACME cache) before anything listens."""
+    # Imported here: the ACME client (acme, josepy, requests) costs ~7 MiB of
+    # resident memory that a daemon without http.tls should not pay.
+    from paxd.tls.wiring import prepare_tls as prepare
+
+    return prepare(config)
 
 
 def make_storage(config: Config, runner: PoolRunner) -> IStorageDriver:
@@ -168,6 +177,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the one place the global reactor is named
     config: Config = options["parsed"]
+    # Large transfer buffers are mapped and unmapped, so RSS stays flat (paxd/memory.py).
+    pin_mmap_threshold()
     top = MultiService()
 
     disk_pool = make_pool("paxd-disk", DISK_THREADS)
@@ -188,10 +199,19 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         headers=config.http.headers,
         api_factory=make_api_factory(config, registry, reactor, top, options["created_password"]),
     )
-    site = RegistrySite(root, runner=disk, headers=config.http.headers)
+    site = RegistrySite(
+        root,
+        runner=disk,
+        headers=config.http.headers,
+        access_log=not config.log.accesslog_disabled,
+    )
 
     descriptions = config.endpoint_descriptions()
-    tls = build_tls(options["tls"], config, reactor, top, disk) if options["tls"] else None
+    tls = None
+    if options["tls"]:
+        from paxd.tls.wiring import build_tls
+
+        tls = build_tls(options["tls"], config, reactor, top, disk)
     # One TLS factory for every listener: a renewed certificate reaches them all.
     # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
     factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)

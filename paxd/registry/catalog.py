@@ -38,13 +38,20 @@ def catalog_key(name: str) -> str:
 
 
 def paginate(
-    names: Sequence[str], keys: Sequence[str], n: int, last: str | None
+    names: Sequence[str], keys: Sequence[str] | None, n: int, last: str | None
 ) -> tuple[list[str], bool]:
     """At most *n* of *names* whose key is strictly after *last*'s, and whether more follow.
 
-    *names* and *keys* are parallel and sorted by key.
+    *names* is sorted by :func:`catalog_key`; *keys*, if given, are those
+    keys, in parallel (else they are computed for the few names a bisection
+    looks at).
     """
-    start = 0 if last is None else bisect.bisect_right(keys, catalog_key(last))
+    if last is None:
+        start = 0
+    elif keys is None:
+        start = bisect.bisect_right(names, catalog_key(last), key=catalog_key)
+    else:
+        start = bisect.bisect_right(keys, catalog_key(last))
     items = list(names[start : start + n])
     # n == 0 is a valid request for nothing; claiming "more" would make a
     # client follow Link headers with n=0 for ever.
@@ -65,35 +72,47 @@ class Catalog:
 
     def __init__(self, driver: IStorageDriver) -> None:
         self.driver = driver
+        # One sorted list and nothing else: sort keys are computed for the
+        # ~log2(n) names a bisection looks at, and membership is a bisection
+        # too (a parallel key list and a set tripled the memory per name).
         self._names: list[str] = []
-        self._keys: list[str] = []
-        self._known: set[str] = set()
         #: bytes of the journal already merged
         self._journal_offset = 0
 
+    def _index(self, name: str) -> tuple[int, bool]:
+        """Where *name* is or would go in the sorted list, and whether it is there."""
+        i = bisect.bisect_left(self._names, catalog_key(name), key=catalog_key)
+        return i, i < len(self._names) and self._names[i] == name
+
     def __contains__(self, name: object) -> bool:
-        return name in self._known
+        return isinstance(name, str) and self._index(name)[1]
 
     def __len__(self) -> int:
         return len(self._names)
 
     def _add(self, name: str) -> bool:
-        if name in self._known or not valid_name(name):
+        i, present = self._index(name)
+        if present or not valid_name(name):
             return False
-        key = catalog_key(name)
-        i = bisect.bisect_left(self._keys, key)
-        self._keys.insert(i, key)
         self._names.insert(i, name)
-        self._known.add(name)
         return True
 
     def _merge(self, names: Iterable[str]) -> int:
         return sum(1 for name in names if self._add(name))
 
+    def _merge_many(self, names: Iterable[str]) -> int:
+        """Like :meth:`_merge`, in one sort rather than an insertion each (start-up)."""
+        before = len(self._names)
+        merged = set(self._names)
+        merged.update(name for name in names if valid_name(name))
+        self._names = sorted(merged, key=catalog_key)
+        return len(self._names) - before
+
     async def load(self) -> None:
         """Walk the storage for repositories and read the journal: once, at start-up."""
         found = await self.driver.walk_dirs(layout.REPOSITORIES, REPOSITORY_MARKERS, "_")
-        added = self._merge(found)
+        added = self._merge_many(found)
+        del found
         added += await self.refresh()
         log.info("catalog loaded: {count} repositories", count=len(self._names), added=added)
 
@@ -134,7 +153,7 @@ class Catalog:
         The name joins this process's list only once the journal has it, so
         a failed append is retried by the next write into the repository.
         """
-        if name in self._known:
+        if name in self:
             return
         await self.driver.append_line(layout.CATALOG_JOURNAL, name.encode("utf-8"))
         if self._add(name):
@@ -143,4 +162,4 @@ class Catalog:
     async def page(self, n: int, last: str | None) -> tuple[list[str], bool]:
         """Up to *n* names after *last*, and whether more follow, after merging the journal."""
         await self.refresh()
-        return paginate(self._names, self._keys, n, last)
+        return paginate(self._names, None, n, last)

@@ -10,6 +10,15 @@ in production that is a dedicated disk thread pool, so a slow or network
 disk never stalls the reactor.  Paths are checked with
 :func:`~paxd.storage.interface.check_path` and then, once resolved, must still
 lie inside the root: a symlinked directory pointing elsewhere is refused.
+
+Resolving a whole path (``os.path.realpath``: an ``lstat`` per component, in
+Python) on every call was most of the disk pool's time for small requests,
+so the check is done once per directory: a directory whose real location was
+found inside the root is remembered with its device and inode, and later
+calls only ``stat`` it (one system call, following any symlinks) and compare.
+A directory replaced by anything else (a symlink elsewhere included) has
+another inode and is resolved again.  The final component is opened with
+``O_NOFOLLOW`` or ``lstat``-ed; only a symlink there is resolved in full.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import os
 import secrets
 import shutil
 import stat as stat_module
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
 from typing import ParamSpec, Protocol, TypeVar
@@ -44,6 +55,8 @@ _T = TypeVar("_T")
 TEMP_PREFIX = ".paxd-tmp-"
 DIR_MODE = 0o755
 FILE_MODE = 0o644
+#: directories remembered as verified inside the root (an entry is ~300 bytes)
+VERIFIED_DIRS = 4096
 
 
 class Runner(Protocol):
@@ -127,9 +140,13 @@ class FilesystemReader:
 
 @implementer(IWriter)
 class FilesystemWriter:
-    """Writes straight into the file at its path; :meth:`commit` makes it durable."""
+    """Writes straight into the file at its path; :meth:`commit` makes it durable.
 
-    def __init__(self, runner: Runner, fd: int, size: int, directory: str) -> None:
+    *directory* is the file's directory if the writer created the file (its
+    entry is fsynced on commit), else None.
+    """
+
+    def __init__(self, runner: Runner, fd: int, size: int, directory: str | None) -> None:
         self._runner = runner
         self._fd = fd
         self._directory = directory
@@ -156,8 +173,9 @@ class FilesystemWriter:
             os.fsync(self._fd)
         finally:
             os.close(self._fd)
-        # The file may be new: make its directory entry durable too.
-        _fsync_dir(self._directory)
+        # A new file: make its directory entry durable too.
+        if self._directory is not None:
+            _fsync_dir(self._directory)
 
     def commit(self) -> Deferred[None]:
         """fsync and close the file, then fsync its directory."""
@@ -198,6 +216,10 @@ class FilesystemStorage:
         self._root = os.path.abspath(root)
         self._runner = runner
         self._real_root: str | None = None
+        #: directory OS path -> (st_dev, st_ino) of its verified real location
+        self._verified: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        # pool threads share the cache
+        self._verified_lock = threading.Lock()
 
     # -- helpers: these run in the pool ------------------------------------
     def _ensure_root(self) -> str:
@@ -207,27 +229,107 @@ class FilesystemStorage:
             self._real_root = os.path.realpath(self._root)
         return self._real_root
 
+    def _check_real(self, full: str, path: str) -> str:
+        """Refuse *full* unless its fully resolved location is inside the root; return it."""
+        real_root = self._ensure_root()
+        real = os.path.realpath(full)
+        if real != real_root and not real.startswith(real_root + os.sep):
+            raise InvalidPath(f"storage path leaves the root: {path!r}")
+        return real
+
+    def _check_dir(self, directory: str, path: str) -> None:
+        """Refuse *directory* unless it resolves inside the root; cheap once verified.
+
+        Raises FileNotFoundError or NotADirectoryError if it does not exist.
+        """
+        st = os.stat(directory)
+        identity = (st.st_dev, st.st_ino)
+        with self._verified_lock:
+            if self._verified.get(directory) == identity:
+                self._verified.move_to_end(directory)
+                return
+        real = self._check_real(directory, path)
+        # The inode found at the real location (no symlink left in it) is
+        # what later stats must find again.
+        st = os.stat(real)
+        if not stat_module.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", directory)
+        with self._verified_lock:
+            self._verified[directory] = (st.st_dev, st.st_ino)
+            self._verified.move_to_end(directory)
+            while len(self._verified) > VERIFIED_DIRS:
+                self._verified.popitem(last=False)
+
+    def _full(self, path: str) -> str:
+        check_path(path)
+        self._ensure_root()
+        return self._root if path == "/" else os.path.join(self._root, path[1:])
+
+    def _resolve_parent(self, path: str) -> str:
+        """The OS path of *path*, its parent directory checked; the last component is not.
+
+        Callers open the last component with ``O_NOFOLLOW`` (or ``lstat`` it) and
+        resolve it fully (:meth:`_check_real`) only if it is a symlink.
+        """
+        full = self._full(path)
+        if path == "/":
+            self._check_dir(full, path)
+            return full
+        try:
+            self._check_dir(os.path.dirname(full), path)
+        except (FileNotFoundError, NotADirectoryError):
+            # A missing parent: what exists of the path must still be inside.
+            self._check_real(full, path)
+        return full
+
     def _resolve(self, path: str) -> str:
         """The OS path of logical *path*, refusing anything that resolves outside the root.
 
         The whole path is resolved, final component included: a writer opened
         on a symlink would otherwise write wherever it points.
         """
-        check_path(path)
-        real_root = self._ensure_root()
-        full = self._root if path == "/" else os.path.join(self._root, path[1:])
-        real = os.path.realpath(full)
-        if real != real_root and not real.startswith(real_root + os.sep):
-            raise InvalidPath(f"storage path leaves the root: {path!r}")
+        full = self._resolve_parent(path)
+        if path != "/":
+            try:
+                st = os.lstat(full)
+            except (FileNotFoundError, NotADirectoryError):
+                return full
+            if stat_module.S_ISLNK(st.st_mode):
+                self._check_real(full, path)
         return full
 
-    def _get_content(self, path: str) -> bytes:
-        full = self._resolve(path)
+    def _open(self, path: str, flags: int, mode: int = FILE_MODE) -> int:
+        """``os.open`` of *path*, confined to the root (see the module docstring)."""
+        full = self._resolve_parent(path)
         try:
-            with open(full, "rb") as f:
-                return f.read()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return os.open(full, flags | os.O_NOFOLLOW, mode)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+        # The last component is a symlink: followed only if it stays inside.
+        self._check_real(full, path)
+        return os.open(full, flags, mode)
+
+    def _get_content(self, path: str) -> bytes:
+        try:
+            fd = self._open(path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
+        try:
+            st = os.fstat(fd)
+            if stat_module.S_ISDIR(st.st_mode):
+                raise PathNotFound(path)
+            # One read of the size fstat gives, plus one byte to see growth;
+            # more reads only if the file grew or the read came up short.
+            data = os.read(fd, st.st_size + 1)
+            if len(data) == st.st_size:
+                return data
+            chunks = [data]
+            while chunk := os.read(fd, 1024 * 1024):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def _put_content(self, path: str, content: bytes) -> None:
         full = self._resolve(path)
@@ -252,9 +354,8 @@ class FilesystemStorage:
     def _reader(self, path: str, offset: int) -> FilesystemReader:
         if offset < 0:
             raise ValueError(f"negative offset: {offset}")
-        full = self._resolve(path)
         try:
-            fd = os.open(full, os.O_RDONLY)
+            fd = self._open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
         try:
@@ -267,22 +368,31 @@ class FilesystemStorage:
         return FilesystemReader(self._runner, fd, st.st_size, offset)
 
     def _writer(self, path: str, append: bool) -> FilesystemWriter:
-        full = self._resolve(path)
-        directory = os.path.dirname(full)
-        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-        fd = os.open(full, flags, FILE_MODE)
+        flags = os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC)
+        try:
+            fd = self._open(path, flags)
+            # An existing file's directory entry is durable already (its
+            # creator's commit saw to it): commit needs no directory fsync.
+            created = None
+        except FileNotFoundError:
+            full = self._resolve(path)
+            created = os.path.dirname(full)
+            os.makedirs(created, mode=DIR_MODE, exist_ok=True)
+            fd = self._open(path, flags | os.O_CREAT)
         try:
             size = os.fstat(fd).st_size
         except BaseException:
             os.close(fd)
             raise
-        return FilesystemWriter(self._runner, fd, size, directory)
+        return FilesystemWriter(self._runner, fd, size, created)
 
     def _stat(self, path: str) -> FileInfo:
-        full = self._resolve(path)
+        full = self._resolve_parent(path)
         try:
-            st = os.stat(full)
+            st = os.lstat(full)
+            if stat_module.S_ISLNK(st.st_mode):
+                self._check_real(full, path)
+                st = os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
         is_dir = stat_module.S_ISDIR(st.st_mode)

@@ -2,9 +2,13 @@
 
 :class:`ReaderProducer` is a push producer over an
 :class:`~paxd.storage.interface.IReader`: it has at most one read in flight
-(the filesystem driver runs it in the disk pool), writes each chunk to the
-request, and stops reading while the transport is paused.  So a slow client
-costs one chunk of memory and no thread, whatever the blob's size.
+(the filesystem driver runs it in the disk pool) and writes each chunk to the
+request.  While the transport is paused it reads one chunk ahead and holds
+it, so that when the socket has room again a chunk is written at once and
+the next read overlaps the sending (without that, the socket sat idle for a
+disk-pool round trip after every chunk).  So a slow client costs two chunks
+of memory (one in the transport's buffer, one held) and no thread, whatever
+the blob's size.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class ReaderProducer:
         self._chunk_size = chunk_size
         self._paused = False
         self._reading = False  # a read is in flight
+        self._held: bytes | None = None  # read ahead while paused, not yet written
         self._looping = False  # inside _pump: synchronous reads continue the loop there
         self._done = False
         #: fires when the whole body is sent (or fails if it could not be)
@@ -63,7 +68,7 @@ class ReaderProducer:
 
     # -- IPushProducer ---------------------------------------------------------
     def pauseProducing(self) -> None:
-        """The transport is full: issue no more reads until resumed."""
+        """The transport is full: write nothing more until resumed (one chunk is read ahead)."""
         self._paused = True
 
     def resumeProducing(self) -> None:
@@ -83,13 +88,21 @@ class ReaderProducer:
             return
         self._looping = True
         try:
-            while not (self._done or self._paused or self._reading):
-                if self._remaining <= 0:
+            while not self._done:
+                if self._held is not None and not self._paused:
+                    data, self._held = self._held, None
+                    # write() may call pauseProducing() before it returns
+                    self._request.write(data)
+                elif self._reading or self._held is not None:
+                    return  # wait for the read, or for room to write what is held
+                elif self._remaining <= 0:
                     self._complete()
                     return
-                self._reading = True
-                d = self._reader.read(min(self._chunk_size, self._remaining))
-                d.addCallbacks(self._got, self._read_failed)
+                else:
+                    # paused or not: one chunk is read ahead
+                    self._reading = True
+                    d = self._reader.read(min(self._chunk_size, self._remaining))
+                    d.addCallbacks(self._got, self._read_failed)
         finally:
             self._looping = False
 
@@ -102,8 +115,7 @@ class ReaderProducer:
             return
         data = data[: self._remaining]
         self._remaining -= len(data)
-        # write() may call pauseProducing() before it returns
-        self._request.write(data)
+        self._held = data
         if not self._looping:
             self._pump()
 
@@ -132,6 +144,7 @@ class ReaderProducer:
         if self._done:
             return
         self._done = True
+        self._held = None
         self._close()
         if f is None:
             self.finished.callback(None)

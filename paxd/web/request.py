@@ -228,6 +228,7 @@ class RegistrySite(Site):
     :param runner: the disk pool's runner, for spooling request bodies.
     :param spool_dir: where large bodies are spooled (None: the system's temporary directory).
     :param headers: ``http.headers``: added to every response.
+    :param access_log: log a line per request (``log.accesslog.disabled`` turns it off).
     :param kwargs: passed on to :class:`~twisted.web.server.Site` (``reactor``, ``timeout``...).
     """
 
@@ -238,10 +239,17 @@ class RegistrySite(Site):
         runner: Runner,
         spool_dir: str | None = None,
         headers: Mapping[str, Iterable[str]] | None = None,
+        access_log: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(resource, RegistryRequest, parsePOSTFormSubmission=False, **kwargs)
+        self.access_log = access_log
         self.displayTracebacks = False
         self.runner = runner
         self.spool_dir = spool_dir
         self.raw_headers = encode_headers(headers)
+
+    def log(self, request: Any) -> None:
+        """The access log line, unless ``log.accesslog.disabled``."""
+        if self.access_log:
+            super().log(request)

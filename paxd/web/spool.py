@@ -28,10 +28,13 @@ _T = TypeVar("_T")
 
 #: bodies up to this size never touch the disk
 MEMORY_LIMIT = 1024 * 1024
-#: queued-but-unwritten bytes above which the connection is paused
-HIGH_WATER = 8 * 1024 * 1024
+#: queued-but-unwritten bytes above which the connection is paused (what
+#: arrives meanwhile, a socket buffer or two, comes on top)
+HIGH_WATER = 4 * 1024 * 1024
 #: ... and at or below which it is resumed
-LOW_WATER = 2 * 1024 * 1024
+LOW_WATER = 1024 * 1024
+#: buffers handed to one ``writev`` at most (Linux's IOV_MAX is 1024)
+_IOV_MAX = 512
 
 
 class Runner(Protocol):
@@ -47,13 +50,27 @@ def _create(directory: str | None) -> tuple[int, str]:
     return tempfile.mkstemp(prefix="paxd-body-", dir=directory)
 
 
-def _write_all(fd: int, data: bytes) -> int:
-    """In the pool: write all of *data* at the end of *fd*."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    return len(data)
+def _write_all(fd: int, chunks: list[bytes | bytearray]) -> int:
+    """In the pool: write all of *chunks*, in order, at the end of *fd*.
+
+    With ``writev``: the received chunks go to the kernel as they are,
+    never joined into one more copy of the batch.
+    """
+    total = 0
+    pending: list[bytes | bytearray | memoryview] = list(chunks)
+    while pending:
+        batch = pending[:_IOV_MAX]
+        written = os.writev(fd, batch)
+        total += written
+        # drop what was written, keeping the unwritten tail of a partial buffer
+        i = 0
+        while i < len(batch) and written >= len(batch[i]):
+            written -= len(batch[i])
+            i += 1
+        del pending[:i]
+        if written:
+            pending[0] = memoryview(pending[0])[written:]
+    return total
 
 
 def _dispose(fd: int, path: str) -> None:
@@ -160,7 +177,7 @@ class BodySpool:
         self._fd: int | None = None
         self.path: str | None = None
         self._spilled = False
-        self._queue: list[bytes] = []
+        self._queue: list[bytes | bytearray] = []
         #: bytes received but not yet on disk (queued or being written)
         self._pending = 0
         self._busy = False  # a pool call (create or write) is in flight
@@ -187,7 +204,8 @@ class BodySpool:
                 return
             # Past the limit: everything so far goes to a file, written in the pool.
             self._spilled = True
-            self._queue.append(bytes(self._memory))
+            # the buffer itself is queued (writev takes it): no copy
+            self._queue.append(self._memory)
             self._pending += len(self._memory)
             self._memory = bytearray()
             self._busy = True
@@ -230,8 +248,7 @@ class BodySpool:
         if self._fd is None or not self._queue:
             self._settle()
             return
-        batch = b"".join(self._queue)
-        self._queue = []
+        batch, self._queue = self._queue, []
         self._busy = True
         d: Deferred[int] = self._runner.run(_write_all, self._fd, batch)
         d.addCallbacks(self._written, self._failed)

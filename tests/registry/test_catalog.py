@@ -59,6 +59,37 @@ class PaginateTests(SynchronousTestCase):
         self.assertEqual(paginate(names, keys, 2, "a/b"), (["a/b/c", "a-b"], True))
 
 
+class PaginateWithoutKeysTests(SynchronousTestCase):
+    """paginate with no key list (what Catalog keeps) pages exactly as with one."""
+
+    def test_same_pages(self) -> None:
+        names, keys = sorted_names(
+            ["a-b", "a/b", "a", "a.b", "a/b/c", "ab", "b", "b/a", "b0", "z/z/z", "z-"]
+        )
+        for last in [None, *names, "a/", "a/b/", "aa", "b/", "zz", "0"]:
+            for n in range(len(names) + 2):
+                self.assertEqual(
+                    paginate(names, None, n, last), paginate(names, keys, n, last), (n, last)
+                )
+
+
+class CatalogMembershipTests(SynchronousTestCase):
+    """Membership and order in the one sorted list, whichever way names arrive."""
+
+    def test_contains_and_order(self) -> None:
+        catalog = Catalog(MemoryStorage())
+        names = ["b", "a-b", "a/b", "a", "a/b/c", "ab"]
+        self.assertEqual(catalog._merge_many(names[:3]), 3)
+        self.assertEqual(catalog._merge(names), 3)
+        self.assertEqual(catalog._merge_many([*names, "a", "NOT/valid"]), 0)
+        self.assertEqual(catalog._names, ["a", "a/b", "a/b/c", "a-b", "ab", "b"])
+        for name in names:
+            self.assertIn(name, catalog)
+        for name in ["a/", "a/b/c/d", "c", "", "A", 3]:
+            self.assertNotIn(name, catalog)
+        self.assertEqual(len(catalog), 6)
+
+
 class CatalogTestsMixin(_Base):
     """Catalog behaviour over one driver; subclasses provide ``make_driver``."""
 

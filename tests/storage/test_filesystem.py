@@ -203,6 +203,32 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
             self.assertEqual(f.read(), b"abc")
         self.ok(writer.commit())
 
+    def test_writer_fsyncs_directory_of_new_file_only(self) -> None:
+        """A created file's directory entry is made durable; an appended one's already is."""
+        import paxd.storage.filesystem as filesystem
+
+        synced: list[str] = []
+        real = filesystem._fsync_dir
+
+        def record(directory: str) -> None:
+            synced.append(directory)
+            real(directory)
+
+        self.patch(filesystem, "_fsync_dir", record)
+        writer = self.ok(self.driver.writer("/up/data"))
+        self.ok(writer.write(b"abc"))
+        self.ok(writer.commit())
+        self.assertEqual(synced, [self.os_path("/up")])
+        del synced[:]
+        writer = self.ok(self.driver.writer("/up/data", append=True))
+        self.ok(writer.write(b"def"))
+        self.ok(writer.commit())
+        self.assertEqual(synced, [])
+        self.assertEqual(self.get("/up/data"), b"abcdef")
+        writer = self.ok(self.driver.writer("/up/new", append=True))
+        self.ok(writer.commit())
+        self.assertEqual(synced, [self.os_path("/up")])
+
     def test_reader_fileno(self) -> None:
         self.put("/f", b"0123456789")
         reader = self.ok(self.driver.reader("/f", 3))
@@ -304,6 +330,57 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
         self.put("/real/file", b"data")
         os.symlink(self.os_path("/real"), self.os_path("/alias"))
         self.assertEqual(self.get("/alias/file"), b"data")
+
+    def test_file_symlink_inside_root_allowed(self) -> None:
+        """A symlinked file that stays inside the root is read through, by every reader."""
+        self.put("/real/file", b"data")
+        os.symlink(self.os_path("/real/file"), self.os_path("/real/alias"))
+        self.assertEqual(self.get("/real/alias"), b"data")
+        self.assertEqual(self.ok(self.driver.stat("/real/alias")).size, 4)
+        reader = self.ok(self.driver.reader("/real/alias", 1))
+        self.assertEqual(self.read_all(reader), b"ata")
+        self.ok(reader.close())
+
+    def test_verified_directory_replaced_by_escape(self) -> None:
+        """A directory checked once, then swapped for a symlink leaving the root, is refused."""
+        self.put("/d/secret", b"mine")
+        self.put("/d/sub/file", b"mine too")
+        # verified (and remembered) by these
+        self.assertEqual(self.get("/d/secret"), b"mine")
+        self.assertEqual(self.get("/d/sub/file"), b"mine too")
+        outside = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(outside, "sub"))
+        for name in ("secret", "sub/file"):
+            with open(os.path.join(outside, name), "wb") as f:
+                f.write(b"outside")
+        os.rename(self.os_path("/d"), self.os_path("/old-d"))
+        os.symlink(outside, self.os_path("/d"))
+        d = self.driver
+        for attempt in (
+            d.get_content("/d/secret"),
+            d.get_content("/d/sub/file"),
+            d.reader("/d/secret"),
+            d.stat("/d/secret"),
+            d.put_content("/d/secret", b"x"),
+            d.put_content("/d/sub/file", b"x"),
+            d.children("/d/sub"),
+        ):
+            self.failureResultOf(attempt, InvalidPath)
+        with open(os.path.join(outside, "secret"), "rb") as f:
+            self.assertEqual(f.read(), b"outside")
+
+    def test_verified_cache_bounded(self) -> None:
+        """However many directories are used, only the most recent few are remembered."""
+        import paxd.storage.filesystem as filesystem
+
+        self.patch(filesystem, "VERIFIED_DIRS", 3)
+        for i in range(10):
+            self.put(f"/many/{i}/file", b"x")
+            self.assertEqual(self.get(f"/many/{i}/file"), b"x")
+        driver: Any = self.driver
+        self.assertEqual(len(driver._verified), 3)
+        # and an evicted one is simply checked again
+        self.assertEqual(self.get("/many/0/file"), b"x")
 
     def test_root_may_be_a_symlink(self) -> None:
         target = os.path.abspath(self.mktemp())

@@ -83,23 +83,60 @@ class ReaderProducerTests(SynchronousTestCase):
         verifyObject(IPushProducer, resource.producer)
 
     def test_one_read_at_a_time_and_pauses(self) -> None:
-        reader = ManualReader(10)
-        resource = self.serve(reader, 10, chunk_size=4)
+        reader = ManualReader(14)
+        resource = self.serve(reader, 14, chunk_size=4)
         self.assertEqual([n for n, _ in reader.pending], [4])
         reader.complete()
         self.assertEqual([n for n, _ in reader.pending], [4])
         # the transport is full: it pauses the channel, which pauses the producer
         self.transport.producer.pauseProducing()
         reader.complete()
-        self.assertEqual(reader.pending, [])  # no read while paused
-        self.assertEqual(self.body(), b"rrrrrrrr")
+        # what lands while paused is held, not written, and nothing more is read
+        self.assertEqual(reader.pending, [])
+        self.assertEqual(self.body(), b"rrrr")
         self.transport.producer.resumeProducing()
+        # room again: the held chunk goes at once, and the next read starts
+        self.assertEqual(self.body(), b"r" * 8)
+        self.assertEqual([n for n, _ in reader.pending], [4])
+        reader.complete()
         self.assertEqual([n for n, _ in reader.pending], [2])  # only what is left
         reader.complete()
-        self.assertEqual(self.body(), b"r" * 10)
+        self.assertEqual(self.body(), b"r" * 14)
         self.assertEqual(resource.result, [None])
         self.assertEqual(reader.closed, 1)
         self.assertEqual(self.transport.producer.requests, [])  # finished
+
+    def test_reads_ahead_while_paused(self) -> None:
+        """Paused with nothing held, one chunk is read ahead (and only one)."""
+        reader = ManualReader(12)
+        resource = self.serve(reader, 12, chunk_size=4)
+        self.transport.producer.pauseProducing()
+        reader.complete()
+        self.assertEqual(self.body(), b"")
+        self.assertEqual(reader.pending, [])
+        self.transport.producer.resumeProducing()
+        self.assertEqual(self.body(), b"r" * 4)
+        self.assertEqual([n for n, _ in reader.pending], [4])
+        # a write fills the transport again: the producer is paused, the read goes on
+        self.transport.producer.pauseProducing()
+        reader.complete()
+        self.assertEqual(self.body(), b"r" * 4)
+        self.assertEqual(reader.pending, [])
+        self.transport.producer.resumeProducing()
+        reader.complete()
+        self.assertEqual(self.body(), b"r" * 12)
+        self.assertEqual(resource.result, [None])
+
+    def test_connection_lost_while_holding(self) -> None:
+        reader = ManualReader(8)
+        resource = self.serve(reader, 8, chunk_size=4)
+        self.transport.producer.pauseProducing()
+        reader.complete()
+        self.channel.connectionLost(Failure(ConnectionLost("gone")))
+        self.assertEqual(reader.closed, 1)
+        self.assertEqual(resource.result, [None])
+        self.assertEqual(self.body(), b"")
+        self.assertEqual(reader.pending, [])
 
     def test_connection_lost(self) -> None:
         reader = ManualReader(100)

@@ -152,6 +152,35 @@ class BodySpoolTests(SynchronousTestCase):
         self.flushLoggedErrors(FileNotFoundError)
 
 
+class WriteAllTests(SynchronousTestCase):
+    """The spool's writev loop: every byte, in order, whatever the kernel takes at once."""
+
+    def test_partial_writes(self) -> None:
+        real = os.writev
+        calls: list[int] = []
+
+        def stingy(fd: int, buffers: Any) -> int:
+            calls.append(len(buffers))
+            # at most 5 bytes, and never more than the first two buffers
+            data = b"".join(bytes(b) for b in list(buffers)[:2])[:5]
+            return real(fd, [data])
+
+        self.patch(os, "writev", stingy)
+        self.patch(spool_module, "_IOV_MAX", 3)
+        path = self.mktemp()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        chunks: list[bytes | bytearray] = [b"abc", b"", bytearray(b"defghij"), b"k", b"lmnopq"]
+        try:
+            self.assertEqual(spool_module._write_all(fd, chunks), 17)
+        finally:
+            os.close(fd)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"abcdefghijklmnopq")
+        self.assertTrue(all(n <= 3 for n in calls), calls)
+        # the caller's list is left alone
+        self.assertEqual(len(chunks), 5)
+
+
 def _request_head(method: bytes, path: bytes, length: int) -> bytes:
     return b"%s %s HTTP/1.1\r\nHost: registry\r\nContent-Length: %d\r\n\r\n" % (
         method,
