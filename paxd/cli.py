@@ -92,6 +92,9 @@ def _options(path: str) -> Any:
     except usage.UsageError as e:
         print(f"paxd: {e}", file=sys.stderr)
         return None
+    except SystemExit as e:  # a configuration the daemon refuses: one line, no traceback
+        print(e.code, file=sys.stderr)
+        return None
     return options
 
 

@@ -73,7 +73,8 @@ class Options(usage.Options):
             self["tls"] = prepare_tls(config) if config.http.tls else None
             self["created_password"] = prepare_htpasswd(config)
         except (ConfigError, TLSSetupError, HtpasswdError) as e:
-            raise usage.UsageError(str(e)) from None
+            # SystemExit, not UsageError: twistd would print its whole usage text first.
+            raise SystemExit(f"paxd: {e}") from None
 
 
 def prepare_tls(config: Config) -> Any:
