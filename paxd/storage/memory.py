@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from paxd.storage.interface import (
     FileInfo,
+    Hasher,
     InvalidPath,
     IReader,
     IStorageDriver,
@@ -28,7 +29,7 @@ from paxd.storage.interface import (
 class MemoryReader:
     """Reads a snapshot of a file taken when it was opened."""
 
-    def __init__(self, data: bytes, offset: int) -> None:
+    def __init__(self, data: bytes, offset: int = 0) -> None:
         self._data = data
         self._offset = offset
         self._closed = False
@@ -57,11 +58,14 @@ class MemoryWriter:
         self.size = len(existing)
         self._closed = False
 
-    def write(self, data: bytes) -> Deferred[None]:
+    def write(self, data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
         if self._closed:
             return fail(ValueError("writer is closed"))
         self._buffer += data
         self.size += len(data)
+        # in memory there is no pool to hash in: tests and small setups only
+        if hasher is not None:
+            hasher.update(data)
         return succeed(None)
 
     def commit(self) -> Deferred[None]:

@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from paxd.storage.interface import IReader
+from paxd.storage.memory import MemoryReader as BytesReader
 
 log = Logger()
 _P = ParamSpec("_P")
@@ -82,30 +83,6 @@ def _dispose(fd: int, path: str) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
-
-
-@implementer(IReader)
-class BytesReader:
-    """An :class:`IReader` over bytes already in memory."""
-
-    def __init__(self, data: bytes, offset: int = 0) -> None:
-        self._data = data
-        self._offset = offset
-        self._closed = False
-        self.size = len(data)
-
-    def read(self, length: int) -> Deferred[bytes]:
-        """The next *length* bytes at most; ``b""`` at the end."""
-        if self._closed:
-            return fail(ValueError("reader is closed"))
-        chunk = self._data[self._offset : self._offset + length]
-        self._offset += len(chunk)
-        return succeed(chunk)
-
-    def close(self) -> Deferred[None]:
-        """Release the reader (idempotent)."""
-        self._closed = True
-        return succeed(None)
 
 
 @implementer(IReader)
