@@ -986,6 +986,16 @@ class _Parser:
                     "http.host",
                     f"{host!r} is not a URL with a scheme; write e.g. https://registry.example.com",
                 )
+        # Accepted for compatibility; say plainly what paxd does instead.
+        if prefix and prefix != "/":
+            self.warn("http.prefix: not implemented; paxd serves /v1/ and /v2/ at the root")
+        if section.get("secret"):
+            self.warn(
+                "http.secret: not used; paxd keeps upload state in storage, so every replica"
+                " resumes any upload without a shared secret"
+            )
+        if section.get("draintimeout"):
+            self.warn("http.draintimeout: not implemented; paxd stops when its requests end")
         tls = self.tls(section.get("tls"))
         redirect = self.redirect(section.get("redirect"))
         if redirect and tls is None:
@@ -1176,6 +1186,11 @@ class _Parser:
         interval = self.duration(driver.get("interval"), f"{key}.interval", 10.0)
         if interval <= 0:
             self.fail(f"{key}.interval", "must be more than zero, e.g. 10s")
+        if driver:
+            self.warn(
+                "health.storagedriver: /health checks storage on every request instead;"
+                " interval and threshold are not used"
+            )
         return HealthConfig(
             storagedriver_enabled=self.boolean(driver.get("enabled"), f"{key}.enabled", False),
             storagedriver_interval=interval,

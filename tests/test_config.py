@@ -173,7 +173,10 @@ class SampleFileTests(SynchronousTestCase):
         self.assertEqual(
             warned,
             [
+                "health.storagedriver",
                 "http.debug",
+                "http.draintimeout",
+                "http.secret",
                 "log.hooks",
                 "notifications",
                 "redis",
