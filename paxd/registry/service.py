@@ -20,12 +20,13 @@ import json
 import re
 import time
 import uuid as uuid_module
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredLock, gatherResults
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock, gatherResults
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from paxd.registry import layout, manifests, parenttags
 from paxd.registry.blobcache import BlobCache
@@ -407,14 +408,20 @@ class Registry:
         name: str,
         lines: set[str] | None,
         tags: list[str] | None = None,
-        digests: dict[str, Digest | None] | None = None,
+        digests: Mapping[str, Digest | None] | None = None,
         write: bool = True,
     ) -> dict[str, str | None]:
         """Make the parent tags of *lines* point where *name*'s version tags say.
 
-        Computed afresh from storage each time, so whatever an earlier
-        update (a kill, another replica, Docker distribution) left is
-        repaired.  Called with *name*'s tag lock held.
+        Computed afresh from storage each time (the tag listing, then links),
+        so whatever an earlier update (a kill, another replica, Docker
+        distribution) left is repaired.  Called with *name*'s tag lock held.
+
+        A tag's version is in its name, so a line is ranked from the listing
+        alone; then only the links that matter are read: the chosen target's
+        (a tag whose link is gone or corrupt, being deleted, is in no line:
+        the next best is tried) and the parent's own.  A push costs one
+        listing and a few link reads, whatever the number of versions.
 
         :param lines: the parent tags to update; None for every line there
             is (and every parent-shaped tag, removed if its line is empty).
@@ -425,35 +432,50 @@ class Registry:
         if tags is None:
             tags = await self._list_tags(name)
         present = {t for t in tags if parenttags.is_parent_tag(t)}
-        lines_of = {t: parenttags.parent_tags(t) for t in tags}
+        versions = [v for v in map(parenttags.parse_version_tag, tags) if v is not None]
         if lines is None:
-            lines = present | {p for parents in lines_of.values() for p in parents}
+            lines = present | {p for v in versions for p in v.parents}
         if not lines:
             return {}
-        members = [t for t in tags if any(p in lines for p in lines_of[t])]
+        members: dict[str, list[parenttags.VersionTag]] = {line: [] for line in lines}
+        for v in versions:
+            for parent in v.parents:
+                if parent in members:
+                    members[parent].append(v)
         known = dict(digests or {})
-        unread = [t for t in [*members, *(present & lines)] if t not in known]
-        known.update(await self._read_tag_links(name, unread))
-        # a version tag without a readable link (being deleted) is in no line
-        targets = parenttags.compute_parents([t for t in members if known.get(t)], lines)
-        result: dict[str, str | None] = {}
-        changed: list[str] = []
-        for parent in sorted(lines):
-            target = targets.get(parent)
-            want = known[target] if target is not None else None
-            have = known.get(parent) if parent in present else None
+
+        async def sync(parent: str) -> bool:
+            """Point *parent* where its line says; True if storage disagreed."""
+            target = await self._line_target(name, members[parent], known)
             result[parent] = target
+            want = known[target] if target is not None else None
+            have = await self._known_link(name, parent, known) if parent in present else None
             if want == have and (want is not None or parent not in present):
-                continue
-            changed.append(parent)
+                return False
             if not write:
-                continue
+                return True
             if want is None:
                 await self._delete_quietly(layout.tag_dir(name, parent))
             else:
                 link = layout.link_content(want)
                 await self.driver.put_content(layout.tag_index_link(name, parent, want), link)
                 await self.driver.put_content(layout.tag_current_link(name, parent), link)
+            return True
+
+        result: dict[str, str | None] = {}
+        ordered = sorted(lines)
+        # the lines are independent: their reads and (fsynced) writes overlap;
+        # all are waited for, so that none is still writing once the lock is released
+        outcomes = await DeferredList(
+            [Deferred.fromCoroutine(sync(parent)) for parent in ordered], consumeErrors=True
+        )
+        changed = []
+        for parent, (_, outcome) in zip(ordered, outcomes, strict=True):
+            if isinstance(outcome, Failure):
+                # the storage error itself, as from any other write
+                outcome.raiseException()
+            if outcome:
+                changed.append(parent)
         if changed:
             log.info(
                 "parent tags of {name} {action}: {parents}",
@@ -463,12 +485,42 @@ class Registry:
             )
         return result
 
+    async def _known_link(
+        self, name: str, tag: str, known: dict[str, Digest | None]
+    ) -> Digest | None:
+        """Where *tag* points, from *known* or else read (and remembered in *known*)."""
+        if tag not in known:
+            known[tag] = await self._read_link(layout.tag_current_link(name, tag))
+        return known[tag]
+
+    async def _line_target(
+        self, name: str, candidates: list[parenttags.VersionTag], known: dict[str, Digest | None]
+    ) -> str | None:
+        """The best of *candidates* whose current link is readable; None if none is.
+
+        Its digest is then in *known*.  Checking the winner's link before a
+        parent is pointed at it keeps a parent off a tag being deleted.
+        """
+        while True:
+            chosen = parenttags.best(candidates)
+            if chosen is None:
+                return None
+            if await self._known_link(name, chosen.tag, known) is not None:
+                return chosen.tag
+            candidates = [c for c in candidates if c is not chosen]
+
     async def _tags_changed(
-        self, name: str, removed: list[str], pushed: tuple[str, PackSummary | None] | None = None
+        self,
+        name: str,
+        removed: list[str],
+        pushed: tuple[str, PackSummary | None] | None = None,
+        digest: Digest | None = None,
     ) -> None:
         """After tags of *name* were removed or one was pushed: move parents, update the index.
 
         Called with *name*'s tag lock held.
+
+        :param digest: what the *pushed* tag now points at.
         """
         changed = [*removed, *([pushed[0]] if pushed else [])]
         parents: dict[str, str | None] = {}
@@ -477,7 +529,9 @@ class Registry:
             # a parent deleted with its manifest is recreated if its line lives on
             lines |= {t for t in removed if parenttags.is_parent_tag(t)}
             if lines:
-                parents = await self._sync_parents(name, lines)
+                # the pushed tag was written just now, under the lock: no need to read it back
+                known = {pushed[0]: digest} if pushed is not None and digest is not None else {}
+                parents = await self._sync_parents(name, lines, digests=known)
         self._packs.remove_tags(name, removed)
         if pushed is not None:
             self._packs.put_tag(name, *pushed)
@@ -652,7 +706,9 @@ class Registry:
                 # distribution's order: the tag's index, then what it points at now
                 await self.driver.put_content(layout.tag_index_link(name, pushed_tag, digest), link)
                 await self.driver.put_content(layout.tag_current_link(name, pushed_tag), link)
-                await self._tags_changed(name, [], (pushed_tag, summarize(content, str(digest))))
+                await self._tags_changed(
+                    name, [], (pushed_tag, summarize(content, str(digest))), digest
+                )
 
             await self._locked(name, retag)
         await self._catalog.record(name)
@@ -912,16 +968,28 @@ class Registry:
         hasher = await self._sync_hash(path, state, size)
         writer = await self.driver.writer(path, append=True)
         written = 0
+        ahead: Deferred[bytes] | None = None
         try:
+            ahead = body.read(_CHUNK)
             while True:
-                chunk = await body.read(_CHUNK)
+                reading, ahead = ahead, None
+                chunk = await reading
                 if not chunk:
                     break
-                await writer.write(chunk)
-                hasher.update(chunk)
+                # the next chunk is read while this one is written and hashed
+                ahead = body.read(_CHUNK)
+                # hashed by the driver with the write (the filesystem: in the disk pool)
+                await writer.write(chunk, hasher)
                 written += len(chunk)
             await writer.commit()
         except BaseException:
+            if ahead is not None:
+                # the write failed first: let the read finish (its result is not
+                # wanted) so that none is in flight when the caller closes *body*
+                try:
+                    await ahead
+                except Exception:
+                    pass
             # what reached storage is unknown now: rebuild the hash next time
             state.hasher = None
             try:

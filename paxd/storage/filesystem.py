@@ -39,6 +39,7 @@ from zope.interface import implementer
 
 from paxd.storage.interface import (
     FileInfo,
+    Hasher,
     InvalidPath,
     IReader,
     IStorageDriver,
@@ -84,6 +85,18 @@ def _write_all(fd: int, data: bytes) -> int:
         written = os.write(fd, view)
         view = view[written:]
     return total
+
+
+def _write_hashed(fd: int, data: bytes, hasher: Hasher | None) -> int:
+    """In the pool: write all of *data*, then feed it to *hasher* (if any).
+
+    One pool job for both: hashlib releases the GIL on large buffers, so an
+    upload's sha256 runs beside the reactor instead of on it.
+    """
+    written = _write_all(fd, data)
+    if hasher is not None:
+        hasher.update(data)
+    return written
 
 
 def _visible(name: str) -> bool:
@@ -155,13 +168,13 @@ class FilesystemWriter:
         self._lock = DeferredLock()
         self.size = size
 
-    def write(self, data: bytes) -> Deferred[None]:
-        """Append *data* to the file (in the pool)."""
+    def write(self, data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
+        """Append *data* to the file, and hash it with *hasher*, in one pool job."""
         if self._closed:
             return fail(ValueError("writer is closed"))
 
         def locked() -> Deferred[None]:
-            return self._runner.run(_write_all, self._fd, data).addCallback(self._grow)
+            return self._runner.run(_write_hashed, self._fd, data, hasher).addCallback(self._grow)
 
         return self._lock.run(locked)
 

@@ -14,6 +14,7 @@ ever blocks on storage, and no local file path leaves the driver.
 from __future__ import annotations
 
 import posixpath
+from typing import Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -65,6 +66,14 @@ class FileInfo:
     is_dir: bool
 
 
+class Hasher(Protocol):
+    """What :meth:`IWriter.write` needs of a hash object (``hashlib.sha256()``)."""
+
+    def update(self, data: bytes, /) -> None:
+        """Feed *data* to the hash."""
+        ...
+
+
 class IReader(Interface):
     """A sequential reader of one stored file, opened at some offset."""
 
@@ -88,8 +97,14 @@ class IWriter(Interface):
 
     size = Attribute("Bytes in the file so far, including what was there before (append).")
 
-    def write(data: bytes) -> Deferred[None]:
-        """Append *data*."""
+    def write(data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
+        """Append *data*; with *hasher*, also ``hasher.update(data)`` once it is written.
+
+        The driver hashes where it does its work: the filesystem driver in the
+        same disk-pool job as the write, so that hashing an upload never runs
+        on the reactor thread.  The caller must not touch *hasher* until the
+        Deferred fires; if it fails, whether *hasher* was updated is unknown.
+        """
 
     def commit() -> Deferred[None]:
         """Flush and fsync what was written, then release the writer."""

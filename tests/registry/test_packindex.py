@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -383,6 +383,102 @@ class ParentTagStorageTests(RegistryHelpers):
             )
         self.push_pack("cni", "1.2.5")
         self.assertEqual(self.parents_of("cni"), {"1.x": orphan, "1.2.x": orphan})
+
+
+class CountingStorage(MemoryStorage):
+    """MemoryStorage counting the small-file reads (links, manifests) made of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def get_content(self, path: str) -> Deferred[bytes]:
+        self.reads.append(path)
+        return super().get_content(path)
+
+
+class ParentTagCostTests(RegistryHelpers):
+    """Moving parent tags reads a few links per push, however many versions there are."""
+
+    def setUp(self) -> None:
+        self.storage = self.counting = CountingStorage()
+        self.registry = Registry(self.storage, delete_enabled=True)
+        self.result(self.registry.start())
+
+    def tag_reads_of_push(self, tag: str) -> list[str]:
+        """The tag links read by pushing *tag* (blobs pushed beforehand, not counted)."""
+        group, _, label = tag.rpartition("__")
+        blobs, manifest = pack_artifact("cni", label, group=group or None)
+        self.push_blobs(self.registry, "cni", blobs)
+        self.counting.reads.clear()
+        self.result(self.registry.put_manifest("cni", tag, manifest, MANIFEST_MEDIA_TYPE))
+        return [p for p in self.counting.reads if "/_manifests/tags/" in p]
+
+    def test_push_cost_does_not_grow_with_versions(self) -> None:
+        for patch in range(3):
+            self.push_pack("cni", f"1.0.{patch}")
+        few = self.tag_reads_of_push("1.0.3")
+        for patch in range(4, 40):
+            self.push_pack("cni", f"1.0.{patch}")
+        many = self.tag_reads_of_push("1.0.40")
+        # the two parents' own links, nothing of the 40 versions
+        self.assertEqual(len(few), 2, few)
+        self.assertEqual(len(many), 2, many)
+        self.assertParentsConsistent("cni")
+
+    def test_lower_push_reads_the_target(self) -> None:
+        for patch in range(10):
+            self.push_pack("cni", f"1.0.{patch}")
+        reads = self.tag_reads_of_push("1.0.0-rc.1")
+        # the best of each line (1.0.9, read once) and the two parents
+        self.assertEqual(
+            sorted(reads),
+            sorted(layout.tag_current_link("cni", t) for t in ["1.0.9", "1.x", "1.0.x"]),
+        )
+        self.assertParentsConsistent("cni")
+
+    def test_target_gone_behind_our_back_is_skipped(self) -> None:
+        """A parent is never pointed at a tag whose link has gone (another replica deleting it)."""
+        self.push_pack("cni", "1.0.1")
+        self.push_pack("cni", "1.0.5")
+        # another process has begun deleting 1.0.5: its link is gone, its directory not yet
+        self.result(self.storage.delete(layout.tag_current_link("cni", "1.0.5")))
+        lower = self.push_pack("cni", "1.0.2")
+        self.assertEqual(self.parents_of("cni"), {"1.x": lower, "1.0.x": lower})
+
+    def test_another_replicas_versions_count(self) -> None:
+        """Versions pushed through another process are ranked by the next push here."""
+        self.push_pack("cni", "1.0.0")
+        other = Registry(self.storage, delete_enabled=True, parent_tags=False)
+        self.result(other.start())
+        newest = self.push_pack("cni", "1.0.9", registry=other)
+        self.push_pack("cni", "1.0.3")
+        self.assertEqual(self.parents_of("cni"), {"1.x": newest, "1.0.x": newest})
+
+
+class ParentWriteFails(MemoryStorage):
+    """A memory driver that cannot write the ``1.x`` parent tag (a full disk, say)."""
+
+    def put_content(self, path: str, content: bytes) -> Deferred[None]:
+        if "/_manifests/tags/1.x/" in path:
+            return fail(OSError(28, "No space left on device"))
+        return super().put_content(path, content)
+
+
+class ParentWriteFailureTests(RegistryHelpers):
+    def test_storage_error_surfaces_as_itself(self) -> None:
+        self.storage = ParentWriteFails()
+        self.registry = Registry(self.storage)
+        self.result(self.registry.start())
+        blobs, manifest = pack_artifact("cni", "1.0.0")
+        self.push_blobs(self.registry, "cni", blobs)
+        f = self.failureResultOf(
+            self.registry.put_manifest("cni", "1.0.0", manifest, MANIFEST_MEDIA_TYPE), OSError
+        )
+        self.assertEqual(f.value.errno, 28)
+        # the other line was still moved, and the lock is free for the next push
+        self.assertEqual(self.tags("cni"), ["1.0.0", "1.0.x"])
+        self.assertEqual(self.registry._tag_locks, {})
 
 
 def write_tag(storage: MemoryStorage, name: str, tag: str, digest: Digest) -> None:

@@ -28,7 +28,7 @@ from paxd.registry.service import (
     UploadStatus,
 )
 from paxd.storage.filesystem import TEMP_PREFIX, FilesystemStorage
-from paxd.storage.interface import IReader, IStorageDriver
+from paxd.storage.interface import Hasher, IReader, IStorageDriver, IWriter
 from paxd.storage.memory import MemoryStorage
 from paxd.threadpool import SynchronousRunner
 
@@ -980,6 +980,98 @@ class MemoryRegistryTests(RegistryTestsMixin, SynchronousTestCase):
         self.assertEqual(e.status, 503)
         self.assertIn("storage is not usable", e.message)
         self.assertIn("No space left", e.message)
+
+
+class DiskFullAfter(MemoryStorage):
+    """A memory driver whose writers fail once *limit* bytes have been written in all."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.left = limit
+
+    def writer(self, path: str, append: bool = False) -> Deferred[IWriter]:
+        storage = self
+
+        def wrap(inner: IWriter) -> IWriter:
+            @implementer(IWriter)
+            class Limited:
+                size = inner.size
+
+                def write(self, data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
+                    if len(data) > storage.left:
+                        return fail(OSError(28, "No space left on device"))
+                    storage.left -= len(data)
+                    return inner.write(data, hasher)
+
+                def commit(self) -> Deferred[None]:
+                    return inner.commit()
+
+                def cancel(self) -> Deferred[None]:
+                    return inner.cancel()
+
+            return Limited()
+
+        return super().writer(path, append).addCallback(wrap)
+
+
+@implementer(IReader)
+class SlowBody:
+    """A body in *chunks*: the first read is immediate, each later one waits for :meth:`fire`."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+        self.size = sum(map(len, chunks))
+        self.reads = 0
+        self.waiting: list[tuple[Deferred[bytes], bytes]] = []
+
+    def read(self, length: int) -> Deferred[bytes]:
+        self.reads += 1
+        piece = self.chunks.pop(0) if self.chunks else b""
+        if self.reads == 1:
+            return succeed(piece)
+        d: Deferred[bytes] = Deferred()
+        self.waiting.append((d, piece))
+        return d
+
+    def fire(self) -> None:
+        d, piece = self.waiting.pop(0)
+        d.callback(piece)
+
+    def close(self) -> Deferred[None]:
+        return succeed(None)
+
+
+class WriteFailureTests(SynchronousTestCase):
+    """Writing and hashing one chunk while the next is read, and a write that fails meanwhile."""
+
+    def test_read_ahead_finishes_before_the_failure(self) -> None:
+        storage = DiskFullAfter(4)
+        registry = Registry(storage)
+        status = self.successResultOf(registry.start_upload("a"))
+        body = SlowBody([b"abc", b"defgh", b"ij"])
+        d = registry.append_upload("a", status.uuid, body, 0)
+        # "abc" written while "defgh" is read
+        self.assertEqual((body.reads, len(body.waiting)), (2, 1))
+        self.assertNoResult(d)
+        body.fire()
+        # "defgh" does not fit; "ij" is being read: the failure waits for that read
+        self.assertEqual((body.reads, len(body.waiting)), (3, 1))
+        self.assertNoResult(d)
+        body.fire()
+        self.failureResultOf(d, OSError)
+        # the upload goes on from what was stored (in memory: nothing, as the
+        # writer was cancelled), its hash rebuilt
+        storage.left = 100
+        offset = self.successResultOf(registry.upload_status("a", status.uuid)).offset
+        self.assertEqual(offset, 0)
+        self.successResultOf(
+            registry.append_upload("a", status.uuid, BytesBody(b"abcdefghij"), offset)
+        )
+        digest = Digest.of(b"abcdefghij")
+        info = self.successResultOf(
+            registry.complete_upload("a", status.uuid, str(digest), None, None)
+        )
+        self.assertEqual(info.size, 10)
 
 
 class FilesystemRegistryTests(RegistryTestsMixin, SynchronousTestCase):

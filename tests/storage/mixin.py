@@ -8,6 +8,7 @@ driver does with a :class:`paxd.threadpool.SynchronousRunner`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +226,26 @@ class StorageDriverTestsMixin(_Base):
         self.ok(writer.commit())
         self.assertEqual(self.get("/up/data"), b"abcdefg")
         self.assertEqual(self.ok(self.driver.stat("/up/data")).size, 7)
+
+    def test_writer_hashes_what_it_writes(self) -> None:
+        self.write_file("/w", b"head ")
+        hasher = hashlib.sha256()
+        writer = self.ok(self.driver.writer("/w", append=True))
+        self.ok(writer.write(b"abc", hasher))
+        self.ok(writer.write(b"", hasher))
+        self.ok(writer.write(LARGE, hasher))
+        self.ok(writer.write(b"not hashed"))
+        self.assertEqual(writer.size, 5 + 3 + len(LARGE) + 10)
+        self.ok(writer.commit())
+        # only what was written with the hasher, not what the file held before
+        self.assertEqual(hasher.hexdigest(), hashlib.sha256(b"abc" + LARGE).hexdigest())
+        self.assertEqual(self.get("/w"), b"head abc" + LARGE + b"not hashed")
+
+    def test_writer_closed_does_not_hash(self) -> None:
+        writer = self.write_file("/w", b"abc")
+        hasher = hashlib.sha256()
+        self.failureResultOf(writer.write(b"more", hasher), ValueError)
+        self.assertEqual(hasher.hexdigest(), hashlib.sha256().hexdigest())
 
     def test_writer_truncates(self) -> None:
         self.put("/w", b"old content that is long")

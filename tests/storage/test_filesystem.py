@@ -3,6 +3,7 @@ atomicity, confinement to the root, and OS work kept off the reactor thread."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import sys
@@ -457,6 +458,17 @@ class FilesystemStoragePoolTests(TestCase):
         def record(event: str, path: str) -> None:
             threads.append(threading.current_thread())
 
+        class RecordingHasher:
+            """sha256, noting the thread each update runs on."""
+
+            def __init__(self) -> None:
+                self.hash = hashlib.sha256()
+
+            def update(self, data: bytes, /) -> None:
+                threads.append(threading.current_thread())
+                self.hash.update(data)
+
+        hasher = RecordingHasher()
         with watching_os_calls(root, record):
             yield driver.put_content("/a/file", LARGE)
             content = yield driver.get_content("/a/file")
@@ -464,7 +476,7 @@ class FilesystemStoragePoolTests(TestCase):
             chunk = yield reader.read(5)
             yield reader.close()
             writer = yield driver.writer("/a/upload")
-            yield writer.write(b"x" * 1000)
+            yield writer.write(b"x" * 1000, hasher)
             yield writer.commit()
             children = yield driver.children("/a")
             yield driver.move("/a/upload", "/b/blob")
@@ -473,6 +485,8 @@ class FilesystemStoragePoolTests(TestCase):
         self.assertEqual(content, LARGE)
         self.assertEqual(chunk, LARGE[10:15])
         self.assertEqual(children, ["file", "upload"])
+        # the upload's hash too is computed in the pool, with its write
+        self.assertEqual(hasher.hash.hexdigest(), hashlib.sha256(b"x" * 1000).hexdigest())
         self.assertTrue(threads, "the watch saw the OS calls")
         self.assertNotIn(reactor_thread, threads)
         pool_threads = {t.name for t in threads}
