@@ -22,7 +22,7 @@ from paxd import __version__
 from paxd.auth.avatar import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
-from paxd.memory import pin_mmap_threshold
+from paxd.memory import MemoryTrimService
 from paxd.registry.service import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
@@ -178,9 +178,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the one place the global reactor is named
     config: Config = options["parsed"]
-    # Large transfer buffers are mapped and unmapped, so RSS stays flat (paxd/memory.py).
-    pin_mmap_threshold()
     top = MultiService()
+    # Free heap pages go back to the system between large transfers (paxd/memory.py).
+    trimmer = MemoryTrimService(reactor)
+    trimmer.setServiceParent(top)
 
     disk_pool = make_pool("paxd-disk", DISK_THREADS)
     ThreadPoolService(disk_pool).setServiceParent(top)
