@@ -27,7 +27,7 @@ from twisted.logger import Logger
 log = Logger()
 
 #: how often free heap memory is handed back, in seconds
-TRIM_INTERVAL = 5.0
+TRIM_INTERVAL = 1.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
