@@ -103,6 +103,18 @@ def _visible(name: str) -> bool:
     return not name.startswith(TEMP_PREFIX)
 
 
+def _close_once(file: FilesystemReader | FilesystemWriter) -> Deferred[None]:
+    """Close *file*'s descriptor in the pool, after its queued operations; once only."""
+    if file._closed:
+        return succeed(None)
+    file._closed = True
+
+    def locked() -> Deferred[None]:
+        return file._runner.run(os.close, file._fd)
+
+    return file._lock.run(locked)
+
+
 @implementer(IReader)
 class FilesystemReader:
     """Reads one open file with ``pread``, in the pool, one read at a time."""
@@ -141,14 +153,7 @@ class FilesystemReader:
 
     def close(self) -> Deferred[None]:
         """Close the file descriptor (in the pool). Idempotent."""
-        if self._closed:
-            return succeed(None)
-        self._closed = True
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(os.close, self._fd)
-
-        return self._lock.run(locked)
+        return _close_once(self)
 
 
 @implementer(IWriter)
@@ -203,14 +208,7 @@ class FilesystemWriter:
 
     def cancel(self) -> Deferred[None]:
         """Close the file; what was written stays. Idempotent, and harmless after commit."""
-        if self._closed:
-            return succeed(None)
-        self._closed = True
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(os.close, self._fd)
-
-        return self._lock.run(locked)
+        return _close_once(self)
 
 
 @implementer(IStorageDriver)
