@@ -56,27 +56,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " side by side.",
     )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument(
-        "--smoke",
-        dest="profile",
-        action="store_const",
-        const=SMOKE.name,
-        help="one tiny round of each workload (under a minute; what the tests run)",
-    )
-    size.add_argument(
-        "--quick",
-        dest="profile",
-        action="store_const",
-        const=QUICK.name,
-        help="real sizes, fewer rounds (under two minutes; the default)",
-    )
-    size.add_argument(
-        "--full",
-        dest="profile",
-        action="store_const",
-        const=FULL.name,
-        help="real sizes, five rounds (under fifteen minutes)",
-    )
+    for profile, text in (
+        (SMOKE, "one tiny round of each workload (under a minute; what the tests run)"),
+        (QUICK, "real sizes, fewer rounds (under two minutes; the default)"),
+        (FULL, "real sizes, five rounds (under fifteen minutes)"),
+    ):
+        size.add_argument(
+            f"--{profile.name}", dest="profile", action="store_const", const=profile.name, help=text
+        )
     parser.add_argument(
         "--only",
         metavar="W",

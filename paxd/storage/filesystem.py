@@ -103,31 +103,40 @@ def _visible(name: str) -> bool:
     return not name.startswith(TEMP_PREFIX)
 
 
-def _close_once(file: FilesystemReader | FilesystemWriter) -> Deferred[None]:
-    """Close *file*'s descriptor in the pool, after its queued operations; once only."""
-    if file._closed:
-        return succeed(None)
-    file._closed = True
+class _OpenFile:
+    """A file descriptor used from the pool, one operation at a time, closed once.
 
-    def locked() -> Deferred[None]:
-        return file._runner.run(os.close, file._fd)
+    Operations are serialised by a lock so that reads advance the offset in
+    order and writes reach the file in the order they were made, even when a
+    caller fires several without waiting; closing waits for them all.
+    """
 
-    return file._lock.run(locked)
+    def __init__(self, runner: Runner, fd: int, size: int) -> None:
+        self._runner = runner
+        self._fd = fd
+        self._closed = False
+        self._lock = DeferredLock()
+        self.size = size
+
+    def _close(self) -> Deferred[None]:
+        """Close the descriptor in the pool, after queued operations; idempotent."""
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+
+        def locked() -> Deferred[None]:
+            return self._runner.run(os.close, self._fd)
+
+        return self._lock.run(locked)
 
 
 @implementer(IReader)
-class FilesystemReader:
+class FilesystemReader(_OpenFile):
     """Reads one open file with ``pread``, in the pool, one read at a time."""
 
     def __init__(self, runner: Runner, fd: int, size: int, offset: int) -> None:
-        self._runner = runner
-        self._fd = fd
+        super().__init__(runner, fd, size)
         self._offset = offset
-        self._closed = False
-        # Reads are serialised so that the offset advances in order even if a
-        # caller fires several reads without waiting, and close waits for them.
-        self._lock = DeferredLock()
-        self.size = size
 
     def fileno(self) -> int:
         """The OS file descriptor (for a later sendfile path). Not part of IReader."""
@@ -153,11 +162,11 @@ class FilesystemReader:
 
     def close(self) -> Deferred[None]:
         """Close the file descriptor (in the pool). Idempotent."""
-        return _close_once(self)
+        return self._close()
 
 
 @implementer(IWriter)
-class FilesystemWriter:
+class FilesystemWriter(_OpenFile):
     """Writes straight into the file at its path; :meth:`commit` makes it durable.
 
     *directory* is the file's directory if the writer created the file (its
@@ -165,13 +174,8 @@ class FilesystemWriter:
     """
 
     def __init__(self, runner: Runner, fd: int, size: int, directory: str | None) -> None:
-        self._runner = runner
-        self._fd = fd
+        super().__init__(runner, fd, size)
         self._directory = directory
-        self._closed = False
-        # Writes must reach the file in the order they were made.
-        self._lock = DeferredLock()
-        self.size = size
 
     def write(self, data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
         """Append *data* to the file, and hash it with *hasher*, in one pool job."""
@@ -208,7 +212,7 @@ class FilesystemWriter:
 
     def cancel(self) -> Deferred[None]:
         """Close the file; what was written stays. Idempotent, and harmless after commit."""
-        return _close_once(self)
+        return self._close()
 
 
 @implementer(IStorageDriver)
