@@ -40,7 +40,7 @@ from paxd.packs.artifact import (
 )
 from paxd.registry import layout
 from paxd.registry.reference import parse_digest
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.storage.filesystem import FilesystemStorage
 from paxd.threadpool import PoolRunner, make_pool
 from paxd.web.request import RegistrySite

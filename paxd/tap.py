@@ -23,7 +23,7 @@ from paxd.auth.avatar import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
 from paxd.memory import MemoryTrimService
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
 from paxd.tls.certificates import TLSSetupError

@@ -36,6 +36,7 @@ from paxd.auth.avatar import Access
 from paxd.auth.realm import RegistryRealm
 from paxd.auth.throttle import Throttle
 from paxd.registry.errors import RegistryError
+from paxd.web.errors import http_headers, http_status
 
 log = Logger()
 
@@ -68,11 +69,11 @@ class ErrorResource(Resource):
 
     def render(self, request: IRequest) -> bytes:
         """Write the status, the headers and (except for HEAD) the JSON body."""
-        request.setResponseCode(self.error.status)
+        request.setResponseCode(http_status(self.error))
         request.setHeader(b"content-type", b"application/json")
         # distribution sends it on every response; docker looks for it on the 401 to /v2/
         request.setHeader(b"docker-distribution-api-version", b"registry/2.0")
-        for name, value in self.error.headers.items():
+        for name, value in http_headers(self.error).items():
             request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
         for name_b, value_b in self.headers.items():
             request.setHeader(name_b, value_b)
@@ -97,10 +98,9 @@ def too_many_requests_resource(retry_after: int) -> ErrorResource:
     """The 429 ``TOOMANYREQUESTS`` answer for a blocked client address."""
     return ErrorResource(
         RegistryError(
-            "TOOMANYREQUESTS",
-            "too many failed logins from this address; try again later",
-            headers={"Retry-After": str(retry_after)},
-        )
+            "TOOMANYREQUESTS", "too many failed logins from this address; try again later"
+        ),
+        {b"retry-after": str(retry_after).encode("ascii")},
     )
 
 

@@ -7,7 +7,7 @@ refused, as distribution 3 does.
 
 Parsing here is pure: it checks the JSON's structure and names the blobs and
 manifests the registry must find in the repository; whether they exist is
-:mod:`paxd.registry.service`'s business.
+:mod:`paxd.registry.manifeststore`'s business.
 """
 
 from __future__ import annotations

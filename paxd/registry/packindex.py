@@ -7,7 +7,8 @@ annotations carry (see ``docs/pack-format.rst``) and answers a page of packs
 from memory.  Each pack's JSON is cached until the pack changes, so a page is
 a join of strings.
 
-The registry (:mod:`paxd.registry.service`) feeds it; it does no I/O.
+The tag store (:mod:`paxd.registry.tags`) and start-up indexing feed it, through
+:class:`~paxd.registry.index.InProcessIndex`; it does no I/O.
 """
 
 from __future__ import annotations

@@ -23,28 +23,10 @@ from paxd.storage.interface import (
     PathNotFound,
     check_path,
 )
+from paxd.storage.readers import BytesReader
 
-
-@implementer(IReader)
-class MemoryReader:
-    """Reads a snapshot of a file taken when it was opened."""
-
-    def __init__(self, data: bytes, offset: int = 0) -> None:
-        self._data = data
-        self._offset = offset
-        self._closed = False
-        self.size = len(data)
-
-    def read(self, length: int) -> Deferred[bytes]:
-        if self._closed:
-            return fail(ValueError("reader is closed"))
-        chunk = self._data[self._offset : self._offset + length]
-        self._offset += len(chunk)
-        return succeed(chunk)
-
-    def close(self) -> Deferred[None]:
-        self._closed = True
-        return succeed(None)
+#: the memory driver's reader: a snapshot of a file taken when it was opened
+MemoryReader = BytesReader
 
 
 @implementer(IWriter)

@@ -15,7 +15,7 @@ from twisted.web.resource import IResource, Resource
 
 from paxd.auth.avatar import Access
 from paxd.registry.errors import RegistryError
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.web.blobs import BlobEndpoint
 from paxd.web.catalog import CatalogEndpoint
 from paxd.web.endpoint import Endpoint, Response, json_response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import cast
 
@@ -10,9 +11,10 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from paxd.auth.avatar import Access
-from paxd.registry.errors import RegistryError
-from paxd.registry.service import BlobInfo, Registry
+from paxd.registry.blobs import BlobInfo
+from paxd.registry.registry import Registry
 from paxd.web.endpoint import Endpoint, Response, header, is_gone, query
+from paxd.web.errors import HTTPError
 from paxd.web.producers import CHUNK_SIZE, ReaderProducer
 
 log = Logger()
@@ -73,7 +75,7 @@ def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     if value is None:
         return None
     match = _RANGE_RE.match(value.strip())
-    invalid = RegistryError(
+    invalid = HTTPError(
         "RANGE_INVALID",
         "invalid or unsatisfiable range: use one range, bytes=first-last, bytes=first- or"
         " bytes=-suffix, within the blob",
@@ -127,7 +129,7 @@ class BlobEndpoint(Endpoint):
 
     async def do_HEAD(self, request: IRequest) -> Response:
         """Headers only, with the length a GET would send."""
-        info = await self.registry.stat_blob(self.name, self.digest)
+        info = await self.repository.blobs.stat(self.digest)
         headers = self._headers(request, info)
         span = parse_range(header(request, "Range"), info.size)
         if span is None:
@@ -139,25 +141,22 @@ class BlobEndpoint(Endpoint):
     async def do_GET(self, request: IRequest) -> None:
         """Stream the blob (or the asked range) through a :class:`ReaderProducer`."""
         range_header = header(request, "Range")
-        first = 0
-        span: tuple[int, int] | None = None
-        if range_header is not None:
-            stat = await self.registry.stat_blob(self.name, self.digest)
-            span = parse_range(range_header, stat.size)
-            assert span is not None
-            first = span[0]
-        info, reader = await self.registry.open_blob(self.name, self.digest, first)
+        # the range is checked against the blob's size as the blob is opened: one call
+        span = functools.partial(parse_range, range_header) if range_header is not None else None
+        opened = await self.repository.blobs.open(self.digest, span)
+        info, reader = opened.info, opened.reader
         if is_gone(request):
             reader.close()
             return None
         try:
             headers = self._headers(request, info)
-            if span is None:
+            if opened.span is None:
                 request.setResponseCode(200)
                 length = info.size
             else:
                 # the blob cannot change under its digest, but clamp to what was opened
-                last = min(span[1], info.size - 1)
+                first = opened.span[0]
+                last = min(opened.span[1], info.size - 1)
                 length = max(0, last - first + 1)
                 request.setResponseCode(206)
                 headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
@@ -174,5 +173,5 @@ class BlobEndpoint(Endpoint):
 
     async def do_DELETE(self, request: IRequest) -> Response:
         """Unlink the blob from the repository: 202."""
-        await self.registry.delete_blob(self.name, self.digest)
+        await self.repository.blobs.delete(self.digest)
         return Response(202, {"Docker-Content-Digest": self.digest})

@@ -8,7 +8,7 @@ from urllib.parse import quote, urlencode
 from twisted.web.iweb import IRequest
 
 from paxd.registry.errors import RegistryError
-from paxd.registry.service import Page
+from paxd.registry.index import Page
 from paxd.web.endpoint import Endpoint, Response, json_response, query
 
 _N_RE = re.compile(r"^[0-9]{1,9}$")

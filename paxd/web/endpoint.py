@@ -1,9 +1,13 @@
 """The base of every API endpoint: method dispatch, write access, async answers, errors.
 
 An endpoint is a small leaf resource built by :class:`~paxd.web.api.APIResource`
-for one parsed path (a repository name and what follows it).  Its
-``do_<METHOD>`` methods return a :class:`Response` (or a Deferred of one), or
-None when they answered the request themselves (a streamed blob).
+for one parsed path (a repository name and what follows it).  Once the method
+and the access are checked, the name is validated by asking the registry for
+the repository (:meth:`~paxd.registry.registry.Registry.repository`); the
+``do_<METHOD>`` handlers then make one call to one of its stores and return a
+:class:`Response` (or a Deferred of one), or None when they answered the
+request themselves (a streamed blob).  Errors become HTTP in
+:mod:`paxd.web.errors`.
 """
 
 from __future__ import annotations
@@ -22,16 +26,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from paxd.auth.avatar import Access
 from paxd.registry.errors import RegistryError
-from paxd.registry.reference import parse_name
-from paxd.registry.service import Registry
-from paxd.storage.interface import IReader
-from paxd.web.errors import error_for, method_not_allowed
-from paxd.web.request import write_error
+from paxd.registry.registry import Registry
+from paxd.registry.repository import Repository
+from paxd.web.errors import error_for, method_not_allowed, write_error
 
 log = Logger()
 
-#: bytes read at a time from a request body held whole in memory
-READ_CHUNK = 64 * 1024
 #: methods that change the registry; refused to read-only clients
 WRITE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 
@@ -129,6 +129,8 @@ class Endpoint(Resource):
     methods: ClassVar[frozenset[bytes]] = frozenset()
     #: whether the path holds a repository name to validate
     has_name: ClassVar[bool] = True
+    #: the repository the path names, once validated (endpoints with a name only)
+    repository: Repository
 
     def __init__(self, registry: Registry, access: Access, prefix: bytes, name: str) -> None:
         super().__init__()
@@ -160,35 +162,10 @@ class Endpoint(Resource):
                 " admin account",
             )
         if self.has_name:
-            parse_name(self.name)
+            self.repository = self.registry.repository(self.name)
         handler: Callable[[IRequest], Handled] = getattr(self, "do_" + method.decode("ascii"))
         return handler(request)
 
     def path(self, *parts: str) -> str:
         """An absolute path below this API's prefix: ``<prefix>/<name>/<parts...>``."""
         return "/".join((self.prefix, self.name, *parts))
-
-
-async def read_capped(reader: IReader, limit: int, too_big: RegistryError) -> bytes:
-    """All of *reader* (then closed), or *too_big* as soon as more than *limit* bytes appear."""
-    parts: list[bytes] = []
-    total = 0
-    try:
-        while True:
-            chunk = await reader.read(min(READ_CHUNK, limit + 1 - total))
-            if not chunk:
-                return b"".join(parts)
-            total += len(chunk)
-            if total > limit:
-                raise too_big
-            parts.append(chunk)
-    finally:
-        await reader.close()
-
-
-def content_length(request: IRequest) -> int | None:
-    """The request's ``Content-Length`` as a number (None if absent or not a number)."""
-    value = request.getHeader(b"content-length")
-    if value is None or not value.isdigit() or len(value) > 19:
-        return None
-    return int(value)

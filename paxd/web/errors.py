@@ -1,6 +1,16 @@
-"""Registry errors as HTTP answers: failures to error documents, and the 404 resource."""
+"""Registry errors as HTTP answers: statuses, headers, error documents, and the error resource.
+
+The domain raises :class:`~paxd.registry.errors.RegistryError` with a code,
+a message and details; this module alone turns one into HTTP: the status of
+its code (distribution's), and the headers an answer carries
+(:func:`http_headers`).  Errors the web layer raises itself, whose status or
+headers their code does not imply (a 404 for no endpoint, 405 with
+``Allow``, 416 with ``Content-Range``, a 500), are :class:`HTTPError`.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -9,9 +19,97 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from paxd.registry.errors import RegistryError
-from paxd.web.request import internal_error, write_error
 
 log = Logger()
+
+#: code → HTTP status (distribution's)
+STATUS: dict[str, int] = {
+    "BLOB_UNKNOWN": 404,
+    "BLOB_UPLOAD_INVALID": 400,
+    "BLOB_UPLOAD_UNKNOWN": 404,
+    "DIGEST_INVALID": 400,
+    "MANIFEST_BLOB_UNKNOWN": 400,
+    "MANIFEST_INVALID": 400,
+    "MANIFEST_UNKNOWN": 404,
+    "NAME_INVALID": 400,
+    "NAME_UNKNOWN": 404,
+    "SIZE_INVALID": 400,
+    "TAG_INVALID": 400,
+    "UNAUTHORIZED": 401,
+    "DENIED": 403,
+    "UNSUPPORTED": 405,
+    "TOOMANYREQUESTS": 429,
+    "PAGINATION_NUMBER_INVALID": 400,
+    "RANGE_INVALID": 416,
+    "MANIFEST_TOO_BIG": 413,
+    "UNAVAILABLE": 503,
+}
+
+
+class HTTPError(RegistryError):
+    """A RegistryError raised by the web layer, with a status or headers of its own.
+
+    :param status: overrides the code's status.
+    :param headers: response headers the answer carries.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        detail: Any = None,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(code, message, detail)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+def http_status(error: RegistryError) -> int:
+    """The HTTP status of *error*."""
+    if isinstance(error, HTTPError) and error.status is not None:
+        return error.status
+    return STATUS[error.code]
+
+
+def upload_range(offset: int) -> str:
+    """The ``Range`` header of an upload that holds *offset* bytes (``0-0`` when empty)."""
+    return f"0-{max(offset - 1, 0)}"
+
+
+def http_headers(error: RegistryError) -> dict[str, str]:
+    """The response headers *error* calls for.
+
+    A chunk that does not start where its upload is (RANGE_INVALID with the
+    upload's ``offset``) is told where that is, in ``Range``.
+    """
+    headers: dict[str, str] = {}
+    detail = error.detail
+    if error.code == "RANGE_INVALID" and isinstance(detail, dict) and "offset" in detail:
+        headers["Range"] = upload_range(detail["offset"])
+    if isinstance(error, HTTPError):
+        headers.update(error.headers)
+    return headers
+
+
+def write_error(request: IRequest, error: RegistryError) -> None:
+    """Answer *request* with *error* as distribution's error JSON, and finish it."""
+    body = error.to_json()
+    request.setResponseCode(http_status(error))
+    request.setHeader(b"Content-Type", b"application/json")
+    for name, value in http_headers(error).items():
+        request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    if request.method != b"HEAD":
+        request.write(body)
+    request.finish()
+
+
+def internal_error() -> RegistryError:
+    """What the client is told about a bug or an unexpected failure (never the details)."""
+    return HTTPError("UNAVAILABLE", "internal error", status=500)
 
 
 def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
@@ -28,13 +126,13 @@ def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
 
 def not_found(what: str = "not found") -> RegistryError:
     """The 404 for a path that names no endpoint (distribution has no code for it)."""
-    return RegistryError("UNSUPPORTED", what, status=404)
+    return HTTPError("UNSUPPORTED", what, status=404)
 
 
 def method_not_allowed(method: bytes, allowed: frozenset[bytes]) -> RegistryError:
     """405 UNSUPPORTED naming the methods the resource does answer."""
     names = ", ".join(sorted(m.decode("ascii") for m in allowed))
-    return RegistryError(
+    return HTTPError(
         "UNSUPPORTED",
         f"method {method.decode('latin-1', 'replace')[:20]} is not allowed here",
         detail={"allowed": names},

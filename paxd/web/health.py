@@ -12,7 +12,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from paxd.registry.errors import RegistryError
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.web.endpoint import Response, answer, json_response
 from paxd.web.errors import method_not_allowed
 

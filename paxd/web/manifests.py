@@ -5,19 +5,9 @@ from __future__ import annotations
 from twisted.web.iweb import IRequest
 
 from paxd.auth.avatar import Access
-from paxd.registry.errors import RegistryError
-from paxd.registry.service import MAX_MANIFEST_SIZE, Registry
-from paxd.web.endpoint import Endpoint, Response, content_length, header, read_capped
-from paxd.web.request import body_reader, body_size
-
-
-def too_big(size: int | None = None) -> RegistryError:
-    """413 MANIFEST_TOO_BIG."""
-    return RegistryError(
-        "MANIFEST_TOO_BIG",
-        f"manifests are limited to {MAX_MANIFEST_SIZE} bytes",
-        detail={"limit": MAX_MANIFEST_SIZE, **({"size": size} if size is not None else {})},
-    )
+from paxd.registry.registry import Registry
+from paxd.web.endpoint import Endpoint, Response, header
+from paxd.web.request import body_reader
 
 
 class ManifestEndpoint(Endpoint):
@@ -33,7 +23,7 @@ class ManifestEndpoint(Endpoint):
 
     async def do_GET(self, request: IRequest) -> Response:
         """The manifest's exact bytes, typed with its media type."""
-        info = await self.registry.get_manifest(self.name, self.reference)
+        info = await self.repository.manifests.get(self.reference)
         digest = str(info.digest)
         headers = {
             "Content-Type": info.media_type,
@@ -46,17 +36,18 @@ class ManifestEndpoint(Endpoint):
     do_HEAD = do_GET
 
     async def do_PUT(self, request: IRequest) -> Response:
-        """Store the manifest: 201 with its Location and digest (and OCI-Subject)."""
-        announced = content_length(request)
-        if announced is not None and announced > MAX_MANIFEST_SIZE:
-            raise too_big(announced)
-        received = body_size(request)
-        if received > MAX_MANIFEST_SIZE:
-            raise too_big(received)
-        content = await read_capped(body_reader(request), MAX_MANIFEST_SIZE, too_big())
-        result = await self.registry.put_manifest(
-            self.name, self.reference, content, header(request, "Content-Type")
-        )
+        """Store the manifest: 201 with its Location and digest (and OCI-Subject).
+
+        The domain checks the size limit (413 MANIFEST_TOO_BIG) before it
+        reads the body.
+        """
+        reader = body_reader(request)
+        try:
+            result = await self.repository.manifests.put(
+                self.reference, reader, header(request, "Content-Type")
+            )
+        finally:
+            await reader.close()
         digest = str(result.digest)
         headers = {
             "Location": self.path("manifests", digest),
@@ -68,5 +59,5 @@ class ManifestEndpoint(Endpoint):
 
     async def do_DELETE(self, request: IRequest) -> Response:
         """Delete by digest (with its tags) or by tag: 202."""
-        await self.registry.delete_manifest(self.name, self.reference)
+        await self.repository.manifests.delete(self.reference)
         return Response(202)

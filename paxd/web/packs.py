@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from twisted.web.iweb import IRequest
 
-from paxd.auth.avatar import OPEN_ACCESS, Access
-from paxd.registry.service import Page, Registry
+from paxd.registry.index import Page
 from paxd.web.catalog import next_link, parse_n
 from paxd.web.endpoint import Endpoint, Response, query
 
@@ -41,8 +40,3 @@ class PacksEndpoint(Endpoint):
         return Response(200, headers, body)
 
     do_HEAD = do_GET
-
-
-def PacksResource(registry: Registry, prefix: bytes, access: Access = OPEN_ACCESS) -> PacksEndpoint:
-    """The ``_packs`` endpoint below *prefix* for *access* (open by default)."""
-    return PacksEndpoint(registry, access, prefix, "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.web.iweb import IRequest
 
 from paxd.auth.avatar import Access
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.web.endpoint import Endpoint, Response, query
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -25,7 +25,7 @@ class ReferrersEndpoint(Endpoint):
     async def do_GET(self, request: IRequest) -> Response:
         """The index; ``OCI-Filters-Applied: artifactType`` when ``?artifactType=`` filtered it."""
         artifact_type = query(request, "artifactType") or None
-        content = await self.registry.referrers(self.name, self.digest, artifact_type)
+        content = await self.repository.manifests.referrers(self.digest, artifact_type)
         headers = {"Content-Type": OCI_INDEX}
         if artifact_type is not None:
             headers["OCI-Filters-Applied"] = "artifactType"

@@ -28,7 +28,9 @@ from twisted.web.server import Request, Site
 
 from paxd.registry.errors import RegistryError
 from paxd.storage.interface import IReader
-from paxd.web.spool import BodySpool, BytesReader, Runner
+from paxd.storage.readers import BytesReader
+from paxd.web.errors import internal_error, write_error
+from paxd.web.spool import BodySpool, Runner
 
 log = Logger()
 
@@ -52,24 +54,6 @@ def apply_headers(request: IRequest, headers: RawHeaders) -> None:
         request.responseHeaders.setRawHeaders(name, values)
     if not request.responseHeaders.hasHeader(API_VERSION_HEADER):
         request.responseHeaders.setRawHeaders(API_VERSION_HEADER, [API_VERSION])
-
-
-def write_error(request: IRequest, error: RegistryError) -> None:
-    """Answer *request* with *error* as distribution's error JSON, and finish it."""
-    body = error.to_json()
-    request.setResponseCode(error.status)
-    request.setHeader(b"Content-Type", b"application/json")
-    for name, value in error.headers.items():
-        request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
-    request.setHeader(b"Content-Length", b"%d" % len(body))
-    if request.method != b"HEAD":
-        request.write(body)
-    request.finish()
-
-
-def internal_error() -> RegistryError:
-    """What the client is told about a bug or an unexpected failure (never the details)."""
-    return RegistryError("UNAVAILABLE", "internal error", status=500)
 
 
 class RegistryRequest(Request):

@@ -9,11 +9,11 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
 from paxd.auth.avatar import OPEN_ACCESS
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.web.api import APIResource
-from paxd.web.errors import ErrorResource, not_found
+from paxd.web.errors import ErrorResource, not_found, write_error
 from paxd.web.health import HealthResource
-from paxd.web.request import RawHeaders, apply_headers, encode_headers, write_error
+from paxd.web.request import RawHeaders, apply_headers, encode_headers
 
 #: the API prefixes served: distribution's, and the vendor fork's
 PREFIXES = (b"/v1", b"/v2")

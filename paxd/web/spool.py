@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from paxd.storage.interface import IReader
-from paxd.storage.memory import MemoryReader as BytesReader
+from paxd.storage.readers import BytesReader
 
 log = Logger()
 _P = ParamSpec("_P")

@@ -16,7 +16,7 @@ class TagsEndpoint(Endpoint):
     async def do_GET(self, request: IRequest) -> Response:
         """One page of tags; NAME_UNKNOWN for a repository that does not exist."""
         n = parse_n(request)
-        page = await self.registry.tags(self.name, n, query(request, "last"))
+        page = await self.repository.tags.page(n, query(request, "last"))
         link = next_link(self.path("tags", "list"), page, n, self.registry.max_page)
         return json_response({"name": self.name, "tags": page.items}, headers=link)
 

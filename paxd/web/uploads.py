@@ -16,10 +16,13 @@ import re
 from twisted.web.iweb import IRequest
 
 from paxd.auth.avatar import Access
+from paxd.registry.blobs import BlobInfo
 from paxd.registry.errors import RegistryError
-from paxd.registry.service import BlobInfo, Registry, UploadStatus
+from paxd.registry.registry import Registry
+from paxd.registry.uploads import UploadStatus
 from paxd.storage.interface import IReader
 from paxd.web.endpoint import Endpoint, Response, header, query
+from paxd.web.errors import upload_range
 from paxd.web.request import body_reader, body_size
 
 _CONTENT_RANGE_RE = re.compile(
@@ -58,11 +61,6 @@ def parse_content_range(value: str | None, body_length: int) -> int | None:
     return first
 
 
-def range_value(offset: int) -> str:
-    """The ``Range`` header of an upload that holds *offset* bytes (``0-0`` when empty)."""
-    return f"0-{max(offset - 1, 0)}"
-
-
 class UploadEndpoint(Endpoint):
     """The uploads of one repository: ``uuid == ""`` is the collection (POST only)."""
 
@@ -84,7 +82,7 @@ class UploadEndpoint(Endpoint):
             code,
             {
                 "Location": self.path("blobs", "uploads", status.uuid),
-                "Range": range_value(status.offset),
+                "Range": upload_range(status.offset),
                 "Docker-Upload-UUID": status.uuid,
             },
         )
@@ -101,29 +99,21 @@ class UploadEndpoint(Endpoint):
         """Start an upload, store a monolithic one, or mount a blob."""
         mount, source = query(request, "mount"), query(request, "from")
         digest = query(request, "digest")
+        uploads = self.repository.uploads
         if mount is not None and source is not None:
-            info = await self.registry.mount_blob(self.name, mount, source)
-            if info is not None:
-                return self._created(info)
-            # Not mountable (unknown, or not readable there): a normal upload.
-        elif digest is not None:
-            return await self._monolithic(request, digest)
-        status = await self.registry.start_upload(self.name)
-        return self._accepted(status)
-
-    async def _monolithic(self, request: IRequest, digest: str) -> Response:
-        status = await self.registry.start_upload(self.name)
-        reader = body_reader(request)
-        try:
-            info = await self.registry.complete_upload(self.name, status.uuid, digest, reader, None)
-        except BaseException:
-            # Leave no upload behind (a digest mismatch has discarded it already).
-            cancelled = self.registry.cancel_upload(self.name, status.uuid)
-            cancelled.addErrback(lambda f: None)
-            raise
-        finally:
-            await reader.close()
-        return self._created(info)
+            # not mountable (unknown, or not readable there): a normal upload, 202
+            mounted = await uploads.mount(mount, source)
+            if isinstance(mounted, BlobInfo):
+                return self._created(mounted)
+            return self._accepted(mounted)
+        if digest is not None:
+            reader = body_reader(request)
+            try:
+                info = await uploads.push(digest, reader)
+            finally:
+                await reader.close()
+            return self._created(info)
+        return self._accepted(await uploads.start())
 
     async def do_PATCH(self, request: IRequest) -> Response:
         """Append the body: 202 with the new Range."""
@@ -131,7 +121,7 @@ class UploadEndpoint(Endpoint):
         start = parse_content_range(header(request, "Content-Range"), size)
         reader = body_reader(request)
         try:
-            status = await self.registry.append_upload(self.name, self.uuid, reader, start)
+            status = await self.repository.uploads.append(self.uuid, reader, start)
         finally:
             await reader.close()
         return self._accepted(status)
@@ -151,7 +141,7 @@ class UploadEndpoint(Endpoint):
             start = parse_content_range(header(request, "Content-Range"), size)
             reader = body_reader(request)
         try:
-            info = await self.registry.complete_upload(self.name, self.uuid, digest, reader, start)
+            info = await self.repository.uploads.complete(self.uuid, digest, reader, start)
         finally:
             if reader is not None:
                 await reader.close()
@@ -159,10 +149,10 @@ class UploadEndpoint(Endpoint):
 
     async def do_GET(self, request: IRequest) -> Response:
         """How far the upload has come: 204 with Range (the upload carries on)."""
-        status = await self.registry.upload_status(self.name, self.uuid)
+        status = await self.repository.uploads.status(self.uuid)
         return self._accepted(status, 204)
 
     async def do_DELETE(self, request: IRequest) -> Response:
         """Cancel the upload: 204."""
-        await self.registry.cancel_upload(self.name, self.uuid)
+        await self.repository.uploads.cancel(self.uuid)
         return Response(204)

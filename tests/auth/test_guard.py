@@ -25,6 +25,7 @@ from paxd.auth.htpasswd import HtpasswdChecker
 from paxd.auth.throttle import Throttle
 from paxd.registry.errors import RegistryError
 from paxd.threadpool import SynchronousRunner
+from paxd.web.errors import http_status
 from tests.auth.support import CountingCheckpw, fast_line
 
 REALM = "basic-realm"
@@ -44,7 +45,7 @@ class EchoAPI(Resource):
         request.setHeader(b"content-type", b"application/json")
         if request.method not in (b"GET", b"HEAD") and not self.access.can_write:
             e = RegistryError("DENIED", f"{self.access.describe()} is read-only")
-            request.setResponseCode(e.status)
+            request.setResponseCode(http_status(e))
             return e.to_json()
         return json.dumps(
             {

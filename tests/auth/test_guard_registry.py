@@ -18,7 +18,7 @@ from paxd.auth.avatar import Access
 from paxd.auth.guard import make_guarded_api_factory
 from paxd.auth.htpasswd import HtpasswdChecker
 from paxd.auth.throttle import Throttle
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.storage.memory import MemoryStorage
 from paxd.threadpool import SynchronousRunner
 from paxd.web.root import APIResource, RegistryRoot

@@ -1,4 +1,4 @@
-"""The blob cache, and the Registry's use of it: fewer storage reads, links always read."""
+"""The blob cache, and the stores' use of it: fewer storage reads, links always read."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from paxd.registry import layout, manifests
 from paxd.registry.blobcache import BlobCache
+from paxd.registry.blobs import BlobInfo
 from paxd.registry.errors import RegistryError
 from paxd.registry.reference import Digest
-from paxd.registry.service import BlobInfo, Registry
+from paxd.registry.registry import Registry
 from paxd.storage.interface import FileInfo
 from paxd.storage.memory import MemoryStorage
-from tests.registry.test_service import BytesBody
+from paxd.storage.readers import BytesReader
+from tests.registry.support import BytesBody
 
 _T = TypeVar("_T")
 
@@ -121,9 +123,13 @@ class RegistryCacheTests(SynchronousTestCase):
         self.assertEqual(e.code, code)
 
     def push_blob(self, registry: Registry, name: str, data: bytes) -> Digest:
-        status = self.ok(registry.start_upload(name))
+        status = self.ok(registry.repository(name).uploads.start())
         digest = Digest.of(data)
-        self.ok(registry.complete_upload(name, status.uuid, str(digest), BytesBody(data), None))
+        self.ok(
+            registry.repository(name).uploads.complete(
+                status.uuid, str(digest), BytesBody(data), None
+            )
+        )
         return digest
 
     def manifest(self, name: str, layer: bytes) -> bytes:
@@ -149,63 +155,76 @@ class RegistryCacheTests(SynchronousTestCase):
 
     def test_manifest_bytes_read_once(self) -> None:
         content = self.manifest("r", b"layer")
-        self.ok(self.a.put_manifest("r", "t", content, manifests.OCI_MANIFEST))
-        first = self.ok(self.a.get_manifest("r", "t"))
+        self.ok(
+            self.a.repository("r").manifests.put("t", BytesReader(content), manifests.OCI_MANIFEST)
+        )
+        first = self.ok(self.a.repository("r").manifests.get("t"))
         before = self.driver.data_reads
-        again = self.ok(self.a.get_manifest("r", "t"))
+        again = self.ok(self.a.repository("r").manifests.get("t"))
         self.assertEqual(self.driver.data_reads, before)
         self.assertEqual(again, first)
         self.assertEqual(again.content, content)
 
     def test_blob_size_read_once(self) -> None:
         digest = self.push_blob(self.a, "r", b"0123456789")
-        self.assertEqual(self.ok(self.a.stat_blob("r", str(digest))), BlobInfo(digest, 10))
+        self.assertEqual(
+            self.ok(self.a.repository("r").blobs.stat(str(digest))), BlobInfo(digest, 10)
+        )
         before = self.driver.data_reads
-        self.assertEqual(self.ok(self.a.stat_blob("r", str(digest))), BlobInfo(digest, 10))
+        self.assertEqual(
+            self.ok(self.a.repository("r").blobs.stat(str(digest))), BlobInfo(digest, 10)
+        )
         self.assertEqual(self.driver.data_reads, before)
 
     def test_other_replica_deletes_manifest(self) -> None:
         """The cache never answers for a repository's links: a delete elsewhere is seen."""
         content = self.manifest("r", b"layer")
-        digest = self.ok(self.a.put_manifest("r", "t", content, manifests.OCI_MANIFEST)).digest
-        self.ok(self.a.get_manifest("r", "t"))
-        self.ok(self.a.get_manifest("r", str(digest)))
-        self.ok(self.b.delete_manifest("r", str(digest)))
-        self.error(self.a.get_manifest("r", "t"), "MANIFEST_UNKNOWN")
-        self.error(self.a.get_manifest("r", str(digest)), "MANIFEST_UNKNOWN")
+        digest = self.ok(
+            self.a.repository("r").manifests.put("t", BytesReader(content), manifests.OCI_MANIFEST)
+        ).digest
+        self.ok(self.a.repository("r").manifests.get("t"))
+        self.ok(self.a.repository("r").manifests.get(str(digest)))
+        self.ok(self.b.repository("r").manifests.delete(str(digest)))
+        self.error(self.a.repository("r").manifests.get("t"), "MANIFEST_UNKNOWN")
+        self.error(self.a.repository("r").manifests.get(str(digest)), "MANIFEST_UNKNOWN")
 
     def test_other_replica_moves_tag(self) -> None:
         first = self.manifest("r", b"one")
         second = self.manifest("r", b"two")
-        self.ok(self.a.put_manifest("r", "t", first, manifests.OCI_MANIFEST))
-        self.assertEqual(self.ok(self.a.get_manifest("r", "t")).content, first)
-        self.ok(self.b.put_manifest("r", "t", second, manifests.OCI_MANIFEST))
-        self.assertEqual(self.ok(self.a.get_manifest("r", "t")).content, second)
+        self.ok(
+            self.a.repository("r").manifests.put("t", BytesReader(first), manifests.OCI_MANIFEST)
+        )
+        self.assertEqual(self.ok(self.a.repository("r").manifests.get("t")).content, first)
+        self.ok(
+            self.b.repository("r").manifests.put("t", BytesReader(second), manifests.OCI_MANIFEST)
+        )
+        self.assertEqual(self.ok(self.a.repository("r").manifests.get("t")).content, second)
 
     def test_other_replica_unlinks_blob(self) -> None:
         digest = self.push_blob(self.a, "r", b"doomed")
-        self.ok(self.a.stat_blob("r", str(digest)))
-        self.ok(self.b.delete_blob("r", str(digest)))
-        self.error(self.a.stat_blob("r", str(digest)), "BLOB_UNKNOWN")
-        self.error(self.a.open_blob("r", str(digest)), "BLOB_UNKNOWN")
+        self.ok(self.a.repository("r").blobs.stat(str(digest)))
+        self.ok(self.b.repository("r").blobs.delete(str(digest)))
+        self.error(self.a.repository("r").blobs.stat(str(digest)), "BLOB_UNKNOWN")
+        self.error(self.a.repository("r").blobs.open(str(digest)), "BLOB_UNKNOWN")
 
     def test_cached_blob_not_served_to_other_repository(self) -> None:
         digest = self.push_blob(self.a, "r", b"private")
-        self.ok(self.a.stat_blob("r", str(digest)))
-        self.error(self.a.stat_blob("s", str(digest)), "BLOB_UNKNOWN")
+        self.ok(self.a.repository("r").blobs.stat(str(digest)))
+        self.error(self.a.repository("s").blobs.stat(str(digest)), "BLOB_UNKNOWN")
 
     def test_missing_data_forgotten(self) -> None:
         """Data gone behind the registry's back: the open fails, then the size is asked again."""
         digest = self.push_blob(self.a, "r", b"collected")
-        self.ok(self.a.stat_blob("r", str(digest)))
+        self.ok(self.a.repository("r").blobs.stat(str(digest)))
         self.ok(self.driver.delete(layout.blob_data(digest)))
-        self.error(self.a.open_blob("r", str(digest)), "BLOB_UNKNOWN")
-        self.error(self.a.stat_blob("r", str(digest)), "BLOB_UNKNOWN")
+        self.error(self.a.repository("r").blobs.open(str(digest)), "BLOB_UNKNOWN")
+        self.error(self.a.repository("r").blobs.stat(str(digest)), "BLOB_UNKNOWN")
 
     def test_open_reports_size_of_file_opened(self) -> None:
         digest = self.push_blob(self.a, "r", b"0123456789")
-        self.ok(self.a.stat_blob("r", str(digest)))
-        info, reader = self.ok(self.a.open_blob("r", str(digest), 3))
+        self.ok(self.a.repository("r").blobs.stat(str(digest)))
+        opened = self.ok(self.a.repository("r").blobs.open(str(digest), lambda size: (3, size - 1)))
+        info, reader = opened.info, opened.reader
         self.assertEqual(info, BlobInfo(digest, 10))
         self.assertEqual(self.ok(reader.read(100)), b"3456789")
         self.ok(reader.close())

@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from paxd.registry import manifests
 from paxd.registry.errors import RegistryError
 from paxd.registry.reference import Digest
+from paxd.web.errors import http_status
 
 CONFIG = Digest.of(b"config")
 LAYER = Digest.of(b"layer")
@@ -56,7 +57,7 @@ class ParseTests(SynchronousTestCase):
         with self.assertRaises(RegistryError) as cm:
             manifests.parse_manifest(content, content_type)
         self.assertEqual(cm.exception.code, "MANIFEST_INVALID")
-        self.assertEqual(cm.exception.status, 400)
+        self.assertEqual(http_status(cm.exception), 400)
         return cm.exception
 
     def test_oci_image(self) -> None:

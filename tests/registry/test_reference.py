@@ -18,6 +18,7 @@ from paxd.registry.reference import (
     parse_reference,
     parse_tag,
 )
+from paxd.web.errors import http_status
 
 HEX64 = "a" * 64
 HEX128 = "b" * 128
@@ -70,7 +71,7 @@ class NameTests(SynchronousTestCase):
             with self.assertRaises(RegistryError, msg=name) as cm:
                 parse_name(name)
             self.assertEqual(cm.exception.code, "NAME_INVALID")
-            self.assertEqual(cm.exception.status, 400)
+            self.assertEqual(http_status(cm.exception), 400)
 
     def test_detail_is_bounded(self) -> None:
         """A huge name is not echoed back whole."""

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource
 
 from paxd.auth.avatar import Access
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.storage.memory import MemoryStorage
 from paxd.threadpool import SynchronousRunner
 from paxd.web.api import APIResource

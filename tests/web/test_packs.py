@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from paxd.packs.artifact import MANIFEST_MEDIA_TYPE
 from paxd.registry.reference import parse_digest
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.web.root import RegistryRoot
 from tests.registry.test_packindex import pack_artifact, write_tag
 from tests.web.support import RegistryWebTestCase, site_client

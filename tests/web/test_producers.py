@@ -15,8 +15,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from paxd.storage.interface import IReader
+from paxd.storage.readers import BytesReader
 from paxd.web.producers import ReaderProducer
-from paxd.web.spool import BytesReader
 
 
 @implementer(IReader)

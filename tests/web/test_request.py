@@ -21,7 +21,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from paxd.registry.service import Registry
+from paxd.registry.registry import Registry
 from paxd.storage.memory import MemoryStorage
 from paxd.threadpool import PoolRunner, SynchronousRunner, make_pool
 from paxd.web import spool as spool_module
@@ -264,13 +264,13 @@ class ThreadPoolSpoolTests(TestCase):
         self.assertIn(b" 201 ", self.transport.value().split(b"\r\n")[0])
         self.assertTrue(self.runner.write_threads)
         self.assertNotIn(threading.main_thread(), self.runner.write_threads)
-        info = await self.registry.stat_blob("big", digest.decode())
+        info = await self.registry.repository("big").blobs.stat(digest.decode())
         self.assertEqual(info.size, len(data))
         await self.wait_for(lambda: os.listdir(self.spool_dir) == [], "the spool removed")
 
     async def test_connection_lost_mid_body(self) -> None:
         await self.registry.start()
-        status = await self.registry.start_upload("big")
+        status = await self.registry.repository("big").uploads.start()
         path = f"/v2/big/blobs/uploads/{status.uuid}".encode()
         self.channel.dataReceived(_request_head(b"PATCH", path, 4 * MiB))
         self.channel.dataReceived(b"p" * (2 * MiB))
@@ -278,4 +278,5 @@ class ThreadPoolSpoolTests(TestCase):
         self.channel.connectionLost(Failure(ConnectionDone("client left")))
         await self.wait_for(lambda: os.listdir(self.spool_dir) == [], "the spool removed")
         # the registry never saw the partial body
-        self.assertEqual((await self.registry.upload_status("big", status.uuid)).offset, 0)
+        uploads = self.registry.repository("big").uploads
+        self.assertEqual((await uploads.status(status.uuid)).offset, 0)

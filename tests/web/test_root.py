@@ -8,8 +8,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
 from twisted.web.resource import ErrorPage, Resource
 
+from paxd.registry.blobs import BlobInfo, BlobStore, OpenBlob, SpanChooser
 from paxd.registry.errors import RegistryError
-from paxd.registry.service import BlobInfo, Registry
+from paxd.registry.registry import Registry
+from paxd.registry.repository import Repository
 from paxd.storage.memory import MemoryStorage
 from paxd.threadpool import SynchronousRunner
 from paxd.web.request import RegistrySite
@@ -31,11 +33,23 @@ class BrokenRegistry(Registry):
         return fail(RegistryError("UNAVAILABLE", "storage is not usable: disk on fire"))
 
 
-class BuggyRegistry(Registry):
-    """A real registry with a bug in one method."""
+class BuggyBlobs(BlobStore):
+    """A real blob store with a bug in reading blobs."""
 
-    def stat_blob(self, name: str, digest: str) -> Deferred[BlobInfo]:
+    def stat(self, digest: str) -> Deferred[BlobInfo]:
         return fail(KeyError("secret internals"))
+
+    def open(self, digest: str, span: SpanChooser | None = None) -> Deferred[OpenBlob]:
+        return fail(KeyError("secret internals"))
+
+
+class BuggyRegistry(Registry):
+    """A real registry with a bug in its blob store."""
+
+    def repository(self, name: str) -> Repository:
+        repository = super().repository(name)
+        repository.blobs = BuggyBlobs(repository.name, self.context)
+        return repository
 
 
 class Exploding(Resource):

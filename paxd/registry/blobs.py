@@ -1,0 +1,142 @@
+"""One repository's blobs: what it links, reading them (or a range of them), unlinking, mounting.
+
+Blob data lives once in the shared blob store, under its digest; a
+repository *links* the blobs it holds (``_layers/…/link``), and a blob is
+served only through a repository that links it.  A link names the canonical
+digest whose data is read, as distribution's does.  Sizes come from the
+:class:`~paxd.registry.blobcache.BlobCache` when known (data never changes
+under its digest); links are read from storage every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+from twisted.logger import Logger
+
+from paxd.registry import layout
+from paxd.registry.context import StoreContext, deferred
+from paxd.registry.errors import RegistryError, blob_unknown
+from paxd.registry.links import delete_quietly, read_link, write_link
+from paxd.registry.reference import Digest, parse_digest, parse_name
+from paxd.storage.interface import IReader, PathNotFound
+
+log = Logger()
+
+
+@attrs.frozen
+class BlobInfo:
+    """A blob that exists (and is linked into the repository asked about)."""
+
+    digest: Digest
+    size: int
+
+
+@attrs.frozen
+class OpenBlob:
+    """A blob opened for reading (the caller closes :attr:`reader`)."""
+
+    #: the digest, and the size of the file opened
+    info: BlobInfo
+    #: the inclusive byte range asked for, if one was; the reader starts at its first byte
+    span: tuple[int, int] | None
+    reader: IReader
+
+
+#: given a blob's size, the inclusive byte range wanted; raises to refuse the request
+SpanChooser = Callable[[int], tuple[int, int] | None]
+
+
+async def linked_blob(context: StoreContext, name: str, digest: Digest) -> BlobInfo | None:
+    """The blob if it is linked into *name* and its data exists, else None."""
+    target = await read_link(context.driver, layout.layer_link(name, digest))
+    if target is None:
+        return None
+    size = context.cache.size(target)
+    if size is None:
+        try:
+            info = await context.driver.stat(layout.blob_data(target))
+        except PathNotFound:
+            return None
+        size = info.size
+        context.cache.remember(target, size)
+    return BlobInfo(target, size)
+
+
+class BlobStore:
+    """The blobs of repository *name* (already validated)."""
+
+    def __init__(self, name: str, context: StoreContext) -> None:
+        self.name = name
+        self._context = context
+
+    async def linked(self, digest: Digest) -> BlobInfo | None:
+        """The blob *digest* if this repository links it (for the other stores)."""
+        return await linked_blob(self._context, self.name, digest)
+
+    async def link(self, digest: Digest) -> None:
+        """Link the blob *digest*, whose data is in the blob store, into this repository."""
+        await write_link(self._context.driver, layout.layer_link(self.name, digest), digest)
+
+    @deferred
+    async def stat(self, digest: str) -> BlobInfo:
+        """A blob linked into this repository; BLOB_UNKNOWN otherwise."""
+        info = await self.linked(parse_digest(digest))
+        if info is None:
+            raise blob_unknown(digest)
+        return info
+
+    @deferred
+    async def open(self, digest: str, span: SpanChooser | None = None) -> OpenBlob:
+        """A linked blob and a reader of it, from the first byte of what *span* asks.
+
+        The link is read once: *span* is called with the blob's size (and may
+        raise, e.g. RANGE_INVALID), then the data is opened where it starts.
+        """
+        info = await self.linked(parse_digest(digest))
+        if info is None:
+            raise blob_unknown(digest)
+        wanted = span(info.size) if span is not None else None
+        try:
+            reader = await self._context.driver.reader(
+                layout.blob_data(info.digest), wanted[0] if wanted is not None else 0
+            )
+        except PathNotFound:
+            self._context.cache.forget(info.digest)
+            raise blob_unknown(digest) from None
+        # the size of the file opened, whatever was remembered
+        return OpenBlob(BlobInfo(info.digest, reader.size), wanted, reader)
+
+    @deferred
+    async def delete(self, digest: str) -> None:
+        """Unlink a blob from this repository (the data stays for garbage collection)."""
+        parsed = parse_digest(digest)
+        self._context.check_deletable()
+        driver = self._context.driver
+        if await read_link(driver, layout.layer_link(self.name, parsed)) is None:
+            raise blob_unknown(digest)
+        await delete_quietly(driver, layout.layer_dir(self.name, parsed))
+        log.info("unlinked blob {digest} from {name}", name=self.name, digest=digest)
+
+    @deferred
+    async def mount(self, digest: str, source: str) -> BlobInfo | None:
+        """Link a blob of repository *source* into this one; None if it cannot be."""
+        parsed = parse_digest(digest)
+        self._context.check_writable()
+        try:
+            source = parse_name(source)
+        except RegistryError:
+            return None
+        info = await linked_blob(self._context, source, parsed)
+        if info is None:
+            return None
+        await write_link(self._context.driver, layout.layer_link(self.name, parsed), info.digest)
+        await self._context.index.add_repository(self.name)
+        log.info(
+            "mounted blob {digest} from {source} into {name}",
+            digest=digest,
+            source=source,
+            name=self.name,
+        )
+        return BlobInfo(parsed, info.size)

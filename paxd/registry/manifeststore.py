@@ -1,0 +1,268 @@
+"""One repository's manifests: get, put (validated, size-limited), delete, and their referrers.
+
+A manifest is a blob (its exact bytes, under its digest) plus a *revision*
+link in the repository, plus the tags pointing at it.  A manifest with a
+``subject`` is also recorded under paxd's own ``_paxd_referrers`` directory,
+which answers the OCI referrers API.  Parsing and validation are
+:mod:`paxd.registry.manifests`'; what a manifest references must be in this
+repository; tag changes go through the repository's
+:class:`~paxd.registry.tags.TagStore`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.logger import Logger
+
+from paxd.registry import layout, manifests
+from paxd.registry.blobs import BlobStore
+from paxd.registry.context import StoreContext, deferred
+from paxd.registry.errors import RegistryError, manifest_unknown
+from paxd.registry.links import delete_quietly, exists, read_capped, read_link, write_link
+from paxd.registry.packindex import summarize
+from paxd.registry.reference import ALGORITHMS, Digest, parse_digest, parse_reference
+from paxd.registry.tags import TagStore
+from paxd.storage.interface import IReader, PathNotFound
+
+log = Logger()
+
+#: the largest manifest accepted; larger → MANIFEST_TOO_BIG
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+
+
+def manifest_too_big(size: int | None = None) -> RegistryError:
+    """MANIFEST_TOO_BIG, with the size when known."""
+    return RegistryError(
+        "MANIFEST_TOO_BIG",
+        f"manifests are limited to {MAX_MANIFEST_SIZE} bytes",
+        detail={"limit": MAX_MANIFEST_SIZE, **({"size": size} if size is not None else {})},
+    )
+
+
+@attrs.frozen
+class ManifestInfo:
+    """A stored manifest: its exact bytes, digest and media type."""
+
+    digest: Digest
+    media_type: str
+    content: bytes
+
+
+@attrs.frozen
+class PutManifestResult:
+    """What a manifest PUT stored."""
+
+    digest: Digest
+    #: the digest of the manifest's ``subject`` (for the OCI-Subject header), if any
+    subject: Digest | None
+
+
+class ManifestStore:
+    """The manifests of repository *name* (already validated).
+
+    :param blobs: the same repository's blobs (a manifest's references).
+    :param tags: the same repository's tags.
+    """
+
+    def __init__(self, name: str, context: StoreContext, blobs: BlobStore, tags: TagStore) -> None:
+        self.name = name
+        self._context = context
+        self._blobs = blobs
+        self._tags = tags
+
+    async def _exists(self, digest: Digest) -> bool:
+        """True if this repository holds the manifest *digest* (its revision link)."""
+        link = layout.revision_link(self.name, digest)
+        return await read_link(self._context.driver, link) is not None
+
+    # -- get ---------------------------------------------------------------------
+    @deferred
+    async def get(self, reference: str) -> ManifestInfo:
+        """A manifest by tag or digest; MANIFEST_UNKNOWN if absent."""
+        ref = parse_reference(reference)
+        digest = ref if isinstance(ref, Digest) else await self._tags.current(ref)
+        # the blob store is shared by all repositories: serve the manifest only
+        # if this repository holds it
+        if digest is None or not await self._exists(digest):
+            raise manifest_unknown(reference)
+        cache = self._context.cache
+        content = cache.content(digest)
+        if content is None:
+            try:
+                content = await self._context.driver.get_content(layout.blob_data(digest))
+            except PathNotFound:
+                cache.forget(digest)
+                raise manifest_unknown(reference) from None
+            cache.remember(digest, len(content), content)
+        return ManifestInfo(digest, manifests.stored_media_type(content), content)
+
+    # -- put ---------------------------------------------------------------------
+    @deferred
+    async def put(
+        self, reference: str, body: IReader, content_type: str | None
+    ) -> PutManifestResult:
+        """Store the manifest *body* (the caller closes it) under a tag or its digest.
+
+        Checks: size ≤ MAX_MANIFEST_SIZE (else MANIFEST_TOO_BIG, before
+        anything else), JSON that parses as the declared media type (else
+        MANIFEST_INVALID), every referenced blob/manifest present in this
+        repository (else MANIFEST_BLOB_UNKNOWN; a ``subject`` may be absent),
+        a PUT by digest matching the content (else DIGEST_INVALID).
+        """
+        content = await read_capped(body, MAX_MANIFEST_SIZE, manifest_too_big)
+        ref = parse_reference(reference)
+        self._context.check_writable()
+        manifest = manifests.parse_manifest(content, content_type)
+        if isinstance(ref, Digest):
+            digest = Digest.of(content, ref.algorithm)
+            if digest != ref:
+                raise RegistryError(
+                    "DIGEST_INVALID",
+                    f"the manifest's digest is {digest}, not {ref}",
+                    detail={"digest": str(ref), "computed": str(digest)},
+                )
+            tag = None
+        else:
+            self._context.check_not_parent(ref)
+            digest = Digest.of(content)
+            tag = ref
+        await self._check_references(manifest)
+        subject = await self._store(digest, content, manifest)
+        if tag is not None:
+            await self._tags.push(tag, digest, summarize(content, str(digest)))
+        await self._context.index.add_repository(self.name)
+        log.info(
+            "pushed manifest {name}@{digest} ({media_type}, tag {tag}, {size} bytes)",
+            name=self.name,
+            digest=str(digest),
+            media_type=manifest.media_type,
+            tag=tag,
+            size=len(content),
+            subject=str(subject) if subject else None,
+        )
+        return PutManifestResult(digest, subject)
+
+    async def _check_references(self, manifest: manifests.Manifest) -> None:
+        blobs = {d.digest: d for d in manifest.required_blobs()}
+        children = {d.digest: d for d in manifest.required_manifests()}
+        blob_checks = gatherResults(
+            [Deferred.fromCoroutine(self._blobs.linked(d)) for d in blobs], consumeErrors=True
+        )
+        manifest_checks = gatherResults(
+            [Deferred.fromCoroutine(self._exists(d)) for d in children], consumeErrors=True
+        )
+        for digest, info in zip(blobs, await blob_checks, strict=True):
+            if info is None:
+                raise RegistryError(
+                    "MANIFEST_BLOB_UNKNOWN",
+                    f"blob {digest} referenced by the manifest is unknown to repository"
+                    f" {self.name}",
+                    detail={"digest": str(digest)},
+                )
+        for digest, present in zip(children, await manifest_checks, strict=True):
+            if not present:
+                raise RegistryError(
+                    "MANIFEST_BLOB_UNKNOWN",
+                    f"manifest {digest} listed by the index is unknown to repository {self.name}",
+                    detail={"digest": str(digest)},
+                )
+
+    async def _store(
+        self, digest: Digest, content: bytes, manifest: manifests.Manifest
+    ) -> Digest | None:
+        """Write the manifest's blob, revision and referrer record; its subject's digest."""
+        driver = self._context.driver
+        blob_path = layout.blob_data(digest)
+        if not await exists(driver, blob_path):
+            await driver.put_content(blob_path, content)
+        await write_link(driver, layout.revision_link(self.name, digest), digest)
+        subject = manifest.subject.digest if manifest.subject is not None else None
+        if subject is not None:
+            await write_link(driver, layout.referrer_link(self.name, subject, digest), digest)
+        return subject
+
+    # -- delete ------------------------------------------------------------------
+    @deferred
+    async def delete(self, reference: str) -> None:
+        """Delete by digest (the revision and every tag pointing at it) or by tag (only the tag)."""
+        ref = parse_reference(reference)
+        if not isinstance(ref, Digest):
+            self._context.check_not_parent(ref)
+        self._context.check_deletable()
+        if not isinstance(ref, Digest):
+            await self._tags.delete(ref, reference)
+            log.info("deleted tag {name}:{tag}", name=self.name, tag=ref)
+            return
+        if not await self._exists(ref):
+            raise manifest_unknown(reference)
+        driver = self._context.driver
+        try:
+            parsed = manifests.parse_stored(await driver.get_content(layout.blob_data(ref)))
+        except PathNotFound:
+            parsed = None
+        subject = parsed.subject.digest if parsed is not None and parsed.subject else None
+        await delete_quietly(driver, layout.revision_dir(self.name, ref))
+        untagged = await self._tags.delete_pointing_at(ref)
+        if subject is not None:
+            await delete_quietly(driver, layout.referrer_dir(self.name, subject, ref))
+        log.info(
+            "deleted manifest {name}@{digest} and tags {tags}",
+            name=self.name,
+            digest=str(ref),
+            tags=untagged,
+        )
+
+    # -- referrers -------------------------------------------------------------------
+    @deferred
+    async def referrers(self, digest: str, artifact_type: str | None) -> bytes:
+        """An OCI image index (JSON bytes) of the manifests whose subject is *digest*.
+
+        Never fails for an unknown digest (an empty index).  When
+        *artifact_type* is given only matching descriptors are included.
+        """
+        subject = parse_digest(digest)
+        root = layout.referrers(self.name, subject)
+        driver = self._context.driver
+        entries: list[dict[str, Any]] = []
+        try:
+            algorithms = await driver.children(root)
+        except PathNotFound:
+            algorithms = []
+        for algorithm in algorithms:
+            if algorithm not in ALGORITHMS:
+                continue
+            try:
+                hexes = await driver.children(f"{root}/{algorithm}")
+            except PathNotFound:
+                continue
+            for hex_ in hexes:
+                entry = await self._referrer_entry(subject, f"{algorithm}:{hex_}")
+                if entry is None:
+                    continue
+                if artifact_type is not None and entry.get("artifactType") != artifact_type:
+                    continue
+                entries.append(entry)
+        index = {"schemaVersion": 2, "mediaType": manifests.OCI_INDEX, "manifests": entries}
+        return json.dumps(index).encode("utf-8")
+
+    async def _referrer_entry(self, subject: Digest, value: str) -> dict[str, Any] | None:
+        """The descriptor of a recorded referrer, or None if it is gone or not one."""
+        try:
+            digest = parse_digest(value)
+        except RegistryError:
+            return None
+        # distribution (or a crash mid-delete) may have removed it behind our back
+        if not await self._exists(digest):
+            return None
+        try:
+            content = await self._context.driver.get_content(layout.blob_data(digest))
+        except PathNotFound:
+            return None
+        parsed = manifests.parse_stored(content)
+        if parsed is None or parsed.subject is None or parsed.subject.digest != subject:
+            return None
+        return parsed.referrer_descriptor(digest, len(content))
