@@ -28,7 +28,8 @@ from twisted.internet.defer import Deferred, DeferredList, DeferredLock, gatherR
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from paxd.registry import layout, manifests, parenttags
+from paxd.packs import versions as parenttags
+from paxd.registry import layout, manifests
 from paxd.registry.blobcache import BlobCache
 from paxd.registry.catalog import Catalog
 from paxd.registry.errors import (

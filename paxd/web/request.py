@@ -28,7 +28,8 @@ from twisted.web.server import Request, Site
 
 from paxd.registry.errors import RegistryError
 from paxd.storage.interface import IReader
-from paxd.web.spool import BodySpool, BytesReader, Runner
+from paxd.threadpool import IRunner
+from paxd.web.spool import BodySpool, BytesReader
 
 log = Logger()
 
@@ -94,7 +95,7 @@ class RegistryRequest(Request):
     # -- receiving the body (called by the channel, on the reactor) ------------
     def gotLength(self, length: int | None) -> None:
         """Start a spool for the body (Twisted would use a temporary file written here)."""
-        runner: Runner | None = getattr(self._site(), "runner", None)
+        runner: IRunner | None = getattr(self._site(), "runner", None)
         if runner is None:
             super().gotLength(length)
             return
@@ -236,7 +237,7 @@ class RegistrySite(Site):
         self,
         resource: IResource,
         *,
-        runner: Runner,
+        runner: IRunner,
         spool_dir: str | None = None,
         headers: Mapping[str, Iterable[str]] | None = None,
         access_log: bool = True,
