@@ -28,7 +28,7 @@ REGISTRY_V2 = Path("docker", "registry", "v2")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-# A pack as paxd maps it to an OCI artifact (paxd/packs/artifact.py); copied here
+# A pack as paxd maps it to an OCI artifact (paxd/packs/format.py); copied here
 # so that the harness runs even when the paxd package does not import.
 PACK_ARTIFACT_TYPE = "application/vnd.paxd.pack.v1"
 PACK_CONFIG = "application/vnd.paxd.pack.config.v1+json"

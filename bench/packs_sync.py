@@ -28,16 +28,9 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import react
 from twisted.internet.threads import deferToThreadPool
 
-from paxd.packs.artifact import (
-    ARCHIVE_MEDIA_TYPE,
-    CONFIG_MEDIA_TYPE,
-    DOCUMENT_MEDIA_TYPES,
-    Blob,
-    Descriptor,
-    build_manifest,
-    sha256_digest,
-    summary_annotations,
-)
+from paxd.client.packdir.artifact import Blob, build_manifest, summary_annotations
+from paxd.oci import Descriptor, sha256_digest, titled
+from paxd.packs.format import ARCHIVE_MEDIA_TYPE, CONFIG_MEDIA_TYPE, DOCUMENT_MEDIA_TYPES
 from paxd.registry import layout
 from paxd.registry.reference import parse_digest
 from paxd.registry.registry import Registry
@@ -65,7 +58,9 @@ def _write(root: Path, logical: str, data: bytes) -> None:
 
 
 def _blob(media_type: str, data: bytes, title: str | None) -> Blob:
-    return Blob(Descriptor(media_type, sha256_digest(data), len(data), title), data=data)
+    return Blob(
+        Descriptor(media_type, sha256_digest(data), len(data), annotations=titled(title)), data=data
+    )
 
 
 def write_registry(root: Path, packs: int, per_pack: int) -> int:

@@ -19,7 +19,7 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 
 from paxd import __version__
-from paxd.auth.avatar import OPEN_ACCESS, Access
+from paxd.access import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
 from paxd.memory import MemoryTrimService

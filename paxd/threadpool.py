@@ -2,12 +2,15 @@
 
 Disk I/O, bcrypt and ACME calls each get their own pool: the reactor's default
 pool also resolves names, and a slow disk must not stall DNS or logins.
+:class:`IRunner` is the one type the rest of the daemon takes them as (the
+storage driver, the body spool, the htpasswd checker, the ACME issuer);
+:class:`PoolRunner` and :class:`SynchronousRunner` provide it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -17,6 +20,14 @@ from twisted.python.threadpool import ThreadPool
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+class IRunner(Protocol):
+    """Runs blocking calls off the reactor thread and delivers their results on it."""
+
+    def run(self, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
+        """Call ``f(*args, **kwargs)`` off the reactor thread; its result in a Deferred."""
+        ...
 
 
 class ThreadPoolService(Service):

@@ -1,19 +1,28 @@
-"""The HTTP Basic guard in front of ``/v1`` and ``/v2``.
+"""The HTTP Basic guard in front of ``/v1`` and ``/v2``, on public Twisted API only.
 
-Built from Twisted's own parts: a :class:`~twisted.cred.portal.Portal` over
-the htpasswd checker and :class:`~paxd.auth.realm.RegistryRealm`, and a
-:class:`~twisted.web.guard.HTTPAuthSessionWrapper` with a
-:class:`~twisted.web.guard.BasicCredentialFactory`.  The wrapper is adapted so
-that it answers as Docker distribution does:
+Two resources, one in front of the other, built from Twisted's public parts:
+
+- :class:`ThrottleGate` refuses a client address that failed too often: 429
+  ``TOOMANYREQUESTS`` with ``Retry-After``, before its credentials are even
+  looked at (the table is :class:`~paxd.auth.throttle.Throttle`);
+- :class:`RegistryGuard` decodes ``Authorization`` with a
+  :class:`~twisted.web.guard.BasicCredentialFactory`, logs in through
+  :meth:`Portal.login <twisted.cred.portal.Portal.login>` (the htpasswd
+  checker and :class:`~paxd.auth.realm.RegistryRealm`) and answers through a
+  :class:`~twisted.web.util.DeferredResource`, reporting each outcome to the
+  throttle.
+
+They answer as Docker distribution does:
 
 - 401 carries ``WWW-Authenticate: Basic realm="<realm>"`` and distribution's
   error JSON (``UNAUTHORIZED``), the same for every failure: unknown user,
   wrong password, or an ``Authorization`` header that is malformed, too long,
   of another scheme or not UTF-8 (never a 500);
-- a client address that failed too often gets 429 ``TOOMANYREQUESTS`` with
-  ``Retry-After``, before its credentials are even looked at;
-- with anonymous reads, a request without credentials may GET and HEAD, and
-  anything else gets the 401 challenge, so that the client sends credentials.
+- with anonymous reads, a request without credentials (or with empty Basic
+  credentials) may GET and HEAD, and anything else gets the 401 challenge, so
+  that the client sends credentials;
+- a failure that is not about credentials (a bug) is logged and answered 500
+  with distribution's error JSON.
 """
 
 from __future__ import annotations
@@ -26,17 +35,19 @@ from twisted.cred.credentials import Anonymous, ICredentials, IUsernamePassword
 from twisted.cred.error import LoginFailed, Unauthorized
 from twisted.cred.portal import Portal
 from twisted.logger import Logger
+from twisted.python.components import proxyForInterface
 from twisted.python.failure import Failure
-from twisted.web.guard import BasicCredentialFactory, HTTPAuthSessionWrapper
+from twisted.web.guard import BasicCredentialFactory
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.util import DeferredResource
+from zope.interface import implementer
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.auth.realm import RegistryRealm
 from paxd.auth.throttle import Throttle
 from paxd.registry.errors import RegistryError
-from paxd.web.errors import http_headers, http_status
+from paxd.web.errors import ErrorResource, internal_error
 
 log = Logger()
 
@@ -47,41 +58,6 @@ EMPTY_BASIC = (b"basic og==", b"basic")
 
 #: what an unauthenticated client may do where anonymous reads are on
 READ_METHODS = frozenset({b"GET", b"HEAD"})
-
-
-class ErrorResource(Resource):
-    """A leaf that answers every request with one distribution error document.
-
-    :param error: the error to send (its status, JSON body and headers).
-    :param headers: more response headers (``WWW-Authenticate``).
-    """
-
-    isLeaf = True
-
-    def __init__(self, error: RegistryError, headers: dict[bytes, bytes] | None = None) -> None:
-        super().__init__()
-        self.error = error
-        self.headers = dict(headers or {})
-
-    def getChildWithDefault(self, path: bytes, request: IRequest) -> ErrorResource:
-        """Stop traversal here: whatever lies below, the answer is this error."""
-        return self
-
-    def render(self, request: IRequest) -> bytes:
-        """Write the status, the headers and (except for HEAD) the JSON body."""
-        request.setResponseCode(http_status(self.error))
-        request.setHeader(b"content-type", b"application/json")
-        # distribution sends it on every response; docker looks for it on the 401 to /v2/
-        request.setHeader(b"docker-distribution-api-version", b"registry/2.0")
-        for name, value in http_headers(self.error).items():
-            request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
-        for name_b, value_b in self.headers.items():
-            request.setHeader(name_b, value_b)
-        body = self.error.to_json()
-        if request.method == b"HEAD":
-            request.setHeader(b"content-length", b"%d" % len(body))
-            return b""
-        return body
 
 
 def _quote(value: bytes) -> bytes:
@@ -100,7 +76,7 @@ def too_many_requests_resource(retry_after: int) -> ErrorResource:
         RegistryError(
             "TOOMANYREQUESTS", "too many failed logins from this address; try again later"
         ),
-        {b"retry-after": str(retry_after).encode("ascii")},
+        {b"retry-after": b"%d" % retry_after},
     )
 
 
@@ -124,35 +100,101 @@ def _user_of(credentials: ICredentials) -> str | None:
     return str(name)
 
 
-class RegistryGuard(HTTPAuthSessionWrapper):
-    """:class:`HTTPAuthSessionWrapper` answering as distribution does (see the module doc).
+def _is_ping(request: IRequest) -> bool:
+    """True for the API's base endpoint (``/v2/``), whatever lies before it."""
+    return not [p for p in request.postpath if p]
+
+
+@implementer(IResource)
+class _Transparent:
+    """An :class:`IResource` in front of the API that consumes no path segment."""
+
+    isLeaf = False
+
+    def resource_for(self, request: IRequest) -> IResource:
+        """What answers *request*."""
+        raise NotImplementedError
+
+    def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
+        """Give the segment back to the resource below, which traverses it itself."""
+        request.postpath.insert(0, request.prepath.pop())
+        return self.resource_for(request)
+
+    def render(self, request: IRequest) -> Any:
+        """A request for the guard's own path (``/v2`` without the slash)."""
+        return self.resource_for(request).render(request)
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        """Children live in the API behind it, never here."""
+        raise NotImplementedError("the guard has no children of its own")
+
+
+class ThrottleGate(_Transparent):
+    """The throttle as its own resource: 429 for a blocked address, else *inner* answers.
+
+    :param inner: the guard (or anything) to pass the request on to.
+    :param throttle: the failure table the guard feeds.
+    """
+
+    def __init__(self, inner: IResource, throttle: Throttle) -> None:
+        self.inner = inner
+        self.throttle = throttle
+
+    def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
+        """429 for a blocked address; otherwise the lookup is *inner*'s, untouched."""
+        retry = self.throttle.retry_after(client_address(request))
+        if retry is not None:
+            return too_many_requests_resource(retry)
+        return self.inner.getChildWithDefault(path, request)
+
+    def resource_for(self, request: IRequest) -> IResource:
+        """429 for a blocked address, else *inner*."""
+        retry = self.throttle.retry_after(client_address(request))
+        return too_many_requests_resource(retry) if retry is not None else self.inner
+
+
+class _LoggedIn(proxyForInterface(IResource, "resource")):  # type: ignore[misc]
+    """The avatar, calling the realm's logout once the request it rendered has finished."""
+
+    def __init__(self, resource: IResource, logout: Callable[[], object]) -> None:
+        super().__init__(resource)
+        self.logout = logout
+
+    def getChildWithDefault(self, path: bytes, request: IRequest) -> IResource:
+        return _LoggedIn(self.resource.getChildWithDefault(path, request), self.logout)
+
+    def render(self, request: IRequest) -> Any:
+        # every twisted.web request has notifyFinish; IRequest does not declare it
+        request.notifyFinish().addBoth(lambda _: self.logout())  # type: ignore[attr-defined]
+        return self.resource.render(request)
+
+
+class RegistryGuard(_Transparent):
+    """Basic authentication through a portal, answering as distribution does (module doc).
 
     :param portal: a portal over the htpasswd checker (and, for anonymous
         reads, :class:`~twisted.cred.checkers.AllowAnonymousAccess`).
     :param realm_name: the realm named in the challenge.
-    :param throttle: the failure table consulted and fed on every login.
+    :param throttle: told of every failed and successful login (its gate,
+        :class:`ThrottleGate`, stands in front).
     :param anonymous_read: whether requests without credentials may GET and HEAD.
     """
 
     def __init__(
         self, portal: Portal, realm_name: str, throttle: Throttle, *, anonymous_read: bool
     ) -> None:
-        self._factory = BasicCredentialFactory(realm_name.encode("utf-8"))
-        super().__init__(portal, [self._factory])
+        self.portal = portal
+        self.credential_factory = BasicCredentialFactory(realm_name.encode("utf-8"))
         self.realm_name = realm_name
         self.throttle = throttle
         self.anonymous_read = anonymous_read
 
-    def _challenge(self) -> IResource:
+    def challenge(self) -> IResource:
+        """The 401 asking for credentials."""
         return challenge_resource(self.realm_name)
 
-    def _authorizedResource(self, request: IRequest) -> IResource:
-        """The resource this request may see: the user's API, a 401, or a 429."""
-        address = client_address(request)
-        retry = self.throttle.retry_after(address)
-        if retry is not None:
-            return too_many_requests_resource(retry)
-
+    def resource_for(self, request: IRequest) -> IResource:
+        """The resource this request may see: the user's API or a 401 (or, for a bug, a 500)."""
         header = request.getHeader(b"authorization")
         if header is not None and header.strip().lower() in EMPTY_BASIC:
             # containers/image sends "user:pass" = ":" when it holds no credentials
@@ -160,31 +202,37 @@ class RegistryGuard(HTTPAuthSessionWrapper):
         if not header:
             # The base endpoint still challenges: OCI clients (skopeo, docker) only send
             # the credentials they hold after the ping to /v2/ has asked for them.
-            is_ping = not [p for p in request.postpath if p]
-            if self.anonymous_read and request.method in READ_METHODS and not is_ping:
-                return DeferredResource(self._login(Anonymous()))
+            if self.anonymous_read and request.method in READ_METHODS and not _is_ping(request):
+                return self._login(Anonymous(), None)
             # Not a failure: clients ask without credentials first, by design.
-            return self._challenge()
-
+            return self.challenge()
+        address = client_address(request)
         credentials = self._decode(header, request)
         if credentials is None:
             self._failed(address, None)
-            return self._challenge()
+            return self.challenge()
+        return self._login(credentials, address)
+
+    def _login(self, credentials: ICredentials, address: str | None) -> IResource:
+        """The avatar for *credentials*, once the portal has decided (counted if *address*)."""
         user = _user_of(credentials)
 
-        def succeeded(result: Any) -> Any:
-            if user is not None:
+        def succeeded(result: tuple[Any, IResource, Callable[[], object]]) -> IResource:
+            if address is not None and user is not None:
                 self.throttle.record_success(address, user)
-            return result
+            _interface, avatar, logout = result
+            return _LoggedIn(avatar, logout)
 
-        def failed(f: Failure) -> Failure:
+        def failed(f: Failure) -> IResource:
             if f.check(Unauthorized, LoginFailed):
-                self._failed(address, user)
-            return f
+                if address is not None:
+                    self._failed(address, user)
+                return self.challenge()
+            log.failure("the login failed unexpectedly", f)
+            return ErrorResource(internal_error())
 
-        d = self._portal.login(credentials, None, IResource)
+        d = self.portal.login(credentials, None, IResource)
         d.addCallbacks(succeeded, failed)
-        d.addCallbacks(self._loginSucceeded, self._loginFailed)
         return DeferredResource(d)
 
     def _failed(self, address: str, user: str | None) -> None:
@@ -203,22 +251,16 @@ class RegistryGuard(HTTPAuthSessionWrapper):
         if len(header) > MAX_AUTHORIZATION:
             return None
         scheme, _, encoded = header.strip().partition(b" ")
-        if scheme.lower() != self._factory.scheme:
+        if scheme.lower() != self.credential_factory.scheme:
             return None
         try:
-            credentials: ICredentials = self._factory.decode(encoded.strip(), request)
+            credentials: ICredentials = self.credential_factory.decode(encoded.strip(), request)
         except LoginFailed:
             return None
         except Exception:
             log.failure("could not decode an Authorization header")
             return None
         return credentials
-
-    def _loginFailed(self, result: Failure) -> IResource:
-        """One generic 401 for every credential failure; anything else is a logged 500."""
-        if result.check(Unauthorized, LoginFailed):
-            return self._challenge()
-        return super()._loginFailed(result)
 
 
 def make_guarded_api_factory(
@@ -247,8 +289,9 @@ def make_guarded_api_factory(
         realm = RegistryRealm(
             lambda access: registry_api_for(access, prefix), admins, anonymous_read
         )
-        return RegistryGuard(
+        guard = RegistryGuard(
             Portal(realm, checkers), realm_name, throttle, anonymous_read=anonymous_read
         )
+        return ThrottleGate(guard, throttle)
 
     return api_factory

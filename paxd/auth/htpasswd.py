@@ -25,7 +25,6 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
 
 import attrs
 import bcrypt
@@ -38,7 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-_T = TypeVar("_T")
+from paxd.threadpool import IRunner
 
 #: how often (seconds) a running checker looks at the file's mtime and size
 RECHECK_INTERVAL = 0.5
@@ -48,12 +47,6 @@ DEFAULT_COST = 10
 BCRYPT_MAX_PASSWORD = 72
 #: a well-formed bcrypt hash; group 1 is the variant letter, group 2 the cost
 BCRYPT_RE = re.compile(rb"^\$2([aby])\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
-
-
-class IRunner(Protocol):
-    """What runs blocking calls off the reactor (:class:`paxd.threadpool.PoolRunner`)."""
-
-    def run(self, f: Callable[..., _T], *args: Any, **kwargs: Any) -> Deferred[_T]: ...
 
 
 class HtpasswdError(Exception):

@@ -11,7 +11,7 @@ from twisted.cred.portal import IRealm
 from twisted.web.resource import IResource
 from zope.interface import implementer
 
-from paxd.auth.avatar import ANONYMOUS_READ, Access
+from paxd.access import ANONYMOUS_READ, Access
 
 
 def _logout() -> None:

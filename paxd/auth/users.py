@@ -35,6 +35,24 @@ class CommandError(Exception):
     """A failure to report on standard error with exit code 1."""
 
 
+def _user_and_password_arguments(p: argparse.ArgumentParser, cost: bool) -> None:
+    """USER, ``--password-stdin`` and (with *cost*) ``--cost``."""
+    p.add_argument("user", metavar="USER", help="the user name")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    if cost:
+        p.add_argument(
+            "--cost",
+            type=int,
+            default=DEFAULT_COST,
+            metavar="N",
+            help=f"bcrypt cost, {MIN_COST} to {MAX_COST} (default {DEFAULT_COST})",
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paxd htpasswd",
@@ -49,23 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("file", metavar="FILE", help="the htpasswd file (created if missing)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def with_password(p: argparse.ArgumentParser, cost: bool) -> None:
-        p.add_argument("user", metavar="USER", help="the user name")
-        p.add_argument(
-            "--password-stdin",
-            action="store_true",
-            help="read the password from the first line of standard input",
-        )
-        if cost:
-            p.add_argument(
-                "--cost",
-                type=int,
-                default=DEFAULT_COST,
-                metavar="N",
-                help=f"bcrypt cost, {MIN_COST} to {MAX_COST} (default {DEFAULT_COST})",
-            )
-
+    with_password = _user_and_password_arguments
     with_password(
         sub.add_parser(
             "add",

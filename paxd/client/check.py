@@ -21,6 +21,7 @@ import attrs
 from paxd.client.commands import Context, connect, env_credentials, resolve_server
 from paxd.client.config import Server
 from paxd.client.errors import PaxctlError
+from paxd.client.registry import RegistryClient
 from paxd.client.tlsinfo import CertInfo, describe, diagnose, fetch_chain, is_ip, name_matches
 from paxd.client.transport import Transport
 
@@ -73,50 +74,11 @@ def check(ctx: Context, args: Any) -> int:
     scheme = server.scheme or ("http" if entry and entry.plain_http else "https")
     host = server.host
 
-    # DNS
-    if is_ip(host):
-        report.add("ok", "DNS", f"{host} is an IP address: no lookup")
-        addresses = [host]
-    else:
-        try:
-            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError) as e:
-            report.add(
-                "FAIL",
-                "DNS",
-                f"cannot resolve {host} ({e})",
-                "check the name, or this machine's DNS",
-            )
-            return 1
-        addresses = sorted({str(i[4][0]) for i in infos})
-        report.add("ok", "DNS", f"{host} -> {', '.join(addresses)}")
-
-    # TCP
+    if check_dns(report, host) is None:
+        return 1
     port = server.port_for(scheme)
-    started = time.monotonic()
-    try:
-        socket.create_connection((host, port), timeout=TIMEOUT).close()
-    except ConnectionRefusedError:
-        report.add(
-            "FAIL",
-            "TCP",
-            f"{host}:{port} refused the connection",
-            "is the registry running, and listening there (http.addr)? a firewall?",
-        )
+    if not check_tcp(report, host, port):
         return 1
-    except OSError as e:
-        report.add(
-            "FAIL",
-            "TCP",
-            f"cannot connect to {host}:{port} ({e.strerror or e})",
-            "check routes and firewalls between here and the registry",
-        )
-        return 1
-    report.add(
-        "ok",
-        "TCP",
-        f"{host}:{port} accepts connections ({(time.monotonic() - started) * 1000:.0f} ms)",
-    )
 
     # TLS
     ca_files = ([Path(args.ca_cert)] if args.ca_cert else []) + ctx.store.ca_files(server)
@@ -148,6 +110,55 @@ def check(ctx: Context, args: Any) -> int:
     summary = "failed" if report.failed else "ok"
     ctx.out(f"{server.key}: {summary}")
     return 1 if report.failed else 0
+
+
+def check_dns(report: Diagnosis, host: str) -> list[str] | None:
+    """The addresses *host* resolves to, or None (reported) when it does not."""
+    if is_ip(host):
+        report.add("ok", "DNS", f"{host} is an IP address: no lookup")
+        return [host]
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        report.add(
+            "FAIL",
+            "DNS",
+            f"cannot resolve {host} ({e})",
+            "check the name, or this machine's DNS",
+        )
+        return None
+    addresses = sorted({str(i[4][0]) for i in infos})
+    report.add("ok", "DNS", f"{host} -> {', '.join(addresses)}")
+    return addresses
+
+
+def check_tcp(report: Diagnosis, host: str, port: int) -> bool:
+    """Whether *host*:*port* accepts a connection (reported either way)."""
+    started = time.monotonic()
+    try:
+        socket.create_connection((host, port), timeout=TIMEOUT).close()
+    except ConnectionRefusedError:
+        report.add(
+            "FAIL",
+            "TCP",
+            f"{host}:{port} refused the connection",
+            "is the registry running, and listening there (http.addr)? a firewall?",
+        )
+        return False
+    except OSError as e:
+        report.add(
+            "FAIL",
+            "TCP",
+            f"cannot connect to {host}:{port} ({e.strerror or e})",
+            "check routes and firewalls between here and the registry",
+        )
+        return False
+    report.add(
+        "ok",
+        "TCP",
+        f"{host}:{port} accepts connections ({(time.monotonic() - started) * 1000:.0f} ms)",
+    )
+    return True
 
 
 def check_tls(
@@ -182,6 +193,15 @@ def check_tls(
     leaf = infos[0]
     report.add("info", "certificate", f"{leaf.subject}, issued by {leaf.issuer}")
     report.add("info", "SANs", leaf.names())
+    check_name(report, leaf, host)
+    check_expiry(report, leaf)
+    check_chain(report, infos)
+    check_trust(report, server, port, ca_files, insecure)
+    return "https"
+
+
+def check_name(report: Diagnosis, leaf: CertInfo, host: str) -> None:
+    """Is the certificate valid for the name (or address) paxctl was given?"""
     if not name_matches(leaf, host):
         if is_ip(host) and not leaf.ip_addresses:
             report.add(
@@ -199,9 +219,13 @@ def check_tls(
             )
     else:
         report.add("ok", "name", f"{host} is one of the certificate's names")
-    check_expiry(report, leaf)
-    check_chain(report, infos)
-    # Does this machine trust it?
+
+
+def check_trust(
+    report: Diagnosis, server: Server, port: int, ca_files: list[Path], insecure: bool
+) -> None:
+    """Does this machine (with *ca_files*) trust the chain?"""
+    host = server.host
     ctx = ssl.create_default_context()
     for path in ca_files:
         try:
@@ -224,7 +248,6 @@ def check_tls(
         report.add(status, "trust", f"verification failed: {e.verify_message}", advice)
     except (OSError, ssl.SSLError) as e:
         report.add("FAIL", "trust", f"TLS handshake failed ({e})")
-    return "https"
 
 
 def check_expiry(report: Diagnosis, leaf: CertInfo) -> None:
@@ -290,37 +313,12 @@ def check_http(
     insecure: bool,
     ca_files: list[Path],
 ) -> None:
-    # /health, without credentials (the vendor's registry answers {"status":"UP"})
-    resp = anonymous.request("GET", "/health", authenticate=False)
-    if resp.status == 200:
-        try:
-            status = json.loads(resp.body).get("status", "?")
-        except (ValueError, AttributeError):
-            status = "?"
-        report.add("ok", "/health", f"200, status {status}")
-    else:
-        report.add(
-            "warn",
-            "/health",
-            f"{resp.status} {resp.reason}",
-            "the vendor's registry answers /health; Docker distribution has none"
-            " (harmless for paxctl)",
-        )
-    api = None
-    for root in ("/v1", "/v2"):
-        resp = anonymous.request("GET", root + "/", authenticate=False)
-        if resp.status != 404:
-            api = root
-            break
-    if api is None:
-        report.add("FAIL", "API", "neither /v1/ nor /v2/ answers", "is this a registry?")
+    """The HTTP side: ``/health``, the API root, the credentials, then the role."""
+    check_health(report, anonymous)
+    found = find_api(report, anonymous)
+    if found is None:
         return
-    needs_auth = resp.status == 401
-    report.add(
-        "ok",
-        "API",
-        f"{api}/ answers {resp.status}" + (" (credentials required)" if needs_auth else " (open)"),
-    )
+    api, needs_auth = found
     client = connect(
         ctx,
         Server(server.key, server.host, server.port, anonymous.scheme),
@@ -348,6 +346,50 @@ def check_http(
             return
         report.add("ok", "credentials", f"accepted for user {credentials.username!r}")
     client.api = api
+    check_role(report, client, api)
+
+
+def check_health(report: Diagnosis, anonymous: Transport) -> None:
+    """``/health``, without credentials (the vendor's registry answers ``{"status":"UP"}``)."""
+    resp = anonymous.request("GET", "/health", authenticate=False)
+    if resp.status == 200:
+        try:
+            status = json.loads(resp.body).get("status", "?")
+        except (ValueError, AttributeError):
+            status = "?"
+        report.add("ok", "/health", f"200, status {status}")
+    else:
+        report.add(
+            "warn",
+            "/health",
+            f"{resp.status} {resp.reason}",
+            "the vendor's registry answers /health; Docker distribution has none"
+            " (harmless for paxctl)",
+        )
+
+
+def find_api(report: Diagnosis, anonymous: Transport) -> tuple[str, bool] | None:
+    """The API root (``/v1`` or ``/v2``) and whether it wants credentials; None if neither."""
+    api = None
+    for root in ("/v1", "/v2"):
+        resp = anonymous.request("GET", root + "/", authenticate=False)
+        if resp.status != 404:
+            api = root
+            break
+    if api is None:
+        report.add("FAIL", "API", "neither /v1/ nor /v2/ answers", "is this a registry?")
+        return None
+    needs_auth = resp.status == 401
+    report.add(
+        "ok",
+        "API",
+        f"{api}/ answers {resp.status}" + (" (credentials required)" if needs_auth else " (open)"),
+    )
+    return api, needs_auth
+
+
+def check_role(report: Diagnosis, client: RegistryClient, api: str) -> None:
+    """Can the user read (list the catalog) and write (start an upload, then cancel it)?"""
     resp = client.t.request("GET", api + "/_catalog", query={"n": "1"})
     if resp.status == 200:
         report.add("ok", "read", "the catalog can be listed")

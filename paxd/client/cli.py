@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from paxd import __version__
 from paxd.client import commands
@@ -41,6 +41,8 @@ exit status: 0 ok, 1 failure, 2 usage error.
 """
 
 Handler = Callable[[commands.Context, Any], int]
+#: what ``add_subparsers`` returns (argparse's own name for it; generic only in typeshed)
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _registry_options(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"paxctl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    _add_login_commands(sub, formatter)
+    _add_other_commands(sub)
+    _add_pack_commands(sub)
+    return parser
+
+
+def _add_login_commands(sub: _Commands, formatter: type[argparse.HelpFormatter]) -> None:
+    """``login`` and ``logout``."""
     p = sub.add_parser(
         "login",
         help="check and store credentials for a registry",
@@ -110,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("server", metavar="SERVER", nargs="?", help="default: the default registry")
     p.set_defaults(handler=commands.logout)
 
+
+def _add_other_commands(sub: _Commands) -> None:
+    """``check``, ``cert`` and ``version``."""
     p = sub.add_parser(
         "check",
         help="diagnose the connection to a registry",
@@ -138,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print paxctl's version")
     p.set_defaults(handler=commands.version)
 
+
+def _add_pack_commands(sub: _Commands) -> None:
+    """``pack`` and its commands."""
     pack = sub.add_parser(
         "pack",
         help="validate, push, pull, list, tag and delete packs",
@@ -145,7 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         " pack.json's name, tagged with its version (docs/pack-format.rst).",
     )
     psub = pack.add_subparsers(dest="pack_command", metavar="COMMAND", required=True)
+    _add_pack_transfer_commands(psub)
+    _add_pack_listing_commands(psub)
+    _add_pack_tag_commands(psub)
 
+
+def _add_pack_transfer_commands(psub: _Commands) -> None:
+    """``pack validate``, ``push`` and ``pull``."""
     p = psub.add_parser(
         "validate",
         help="check a pack directory",
@@ -192,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     _registry_options(p)
     p.set_defaults(handler=commands.pull)
 
+
+def _add_pack_listing_commands(psub: _Commands) -> None:
+    """``pack ls`` and ``rm``."""
     p = psub.add_parser(
         "ls",
         help="list the packs in the registry",
@@ -215,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     _registry_options(p)
     p.set_defaults(handler=commands.remove)
 
+
+def _add_pack_tag_commands(psub: _Commands) -> None:
+    """``pack tag add`` and ``delete``."""
     tag = psub.add_parser(
         "tag",
         help="add or delete tags (labels)",
@@ -241,7 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ref", metavar="NAME:TAG", help="the tag to delete")
     _registry_options(p)
     p.set_defaults(handler=commands.tag_delete)
-    return parser
 
 
 def run(argv: list[str] | None, ctx: commands.Context) -> int:

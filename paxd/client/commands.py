@@ -25,26 +25,15 @@ from paxd.client.config import (
     parse_server,
 )
 from paxd.client.errors import PaxctlError, RegistryAPIError, UsageError
+from paxd.client.packdir.archive import ArchiveError, extract_archive
+from paxd.client.packdir.artifact import ManifestError, build_artifact, parse_pack_manifest
+from paxd.client.packdir.rules import PACK_JSON, errors, inspect_pack
 from paxd.client.progress import Progress
 from paxd.client.registry import RegistryClient
 from paxd.client.transport import Transport
-from paxd.packs.archive import ArchiveError, extract_archive
-from paxd.packs.artifact import (
-    MANIFEST_MEDIA_TYPE,
-    MESSAGE_ANNOTATION,
-    ManifestError,
-    build_artifact,
-    parse_pack_manifest,
-)
-from paxd.packs.rules import (
-    GROUP_RE,
-    PACK_JSON,
-    errors,
-    inspect_pack,
-    join_tag,
-    split_tag,
-    version_key,
-)
+from paxd.oci import OCI_MANIFEST
+from paxd.packs.format import GROUP_RE, MESSAGE_ANNOTATION, join_tag, split_tag
+from paxd.packs.versions import newest, tag_order
 from paxd.registry.reference import NAME_RE, TAG_RE
 
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -310,7 +299,7 @@ def push(ctx: Context, args: Any) -> int:
             client.upload_blob(name, blob)
             uploaded += 1
         for tag in to_tag:
-            client.put_manifest(name, tag, artifact.manifest, MANIFEST_MEDIA_TYPE)
+            client.put_manifest(name, tag, artifact.manifest, OCI_MANIFEST)
         tags = ", ".join(f"{name}:{t}" for t in to_tag)
         ctx.out(
             f"pushed {tags} {artifact.digest} ({uploaded} blob(s) uploaded,"
@@ -323,9 +312,12 @@ def push(ctx: Context, args: Any) -> int:
 
 
 def newest_version(tags: list[str]) -> str | None:
-    """The highest plain version among *tags*."""
-    versions = [t for t in tags if is_version_tag(t)]
-    return max(versions, key=version_key) if versions else None
+    """The newest plain version among *tags*, in the order the registry's parent tags use.
+
+    The highest release by semantic-version precedence, a pre-release only
+    when there is no release (:func:`paxd.packs.versions.newest`).
+    """
+    return newest(t for t in tags if is_version_tag(t))
 
 
 def pull(ctx: Context, args: Any) -> int:
@@ -405,7 +397,8 @@ def list_packs(ctx: Context, args: Any) -> int:
             raise
         if not tags:
             continue
-        probe = newest_version(tags) or max(tags, key=version_key)
+        probe = newest_version(tags) or newest(tags)
+        assert probe is not None
         found = client.get_manifest(repo, probe, missing_ok=True)
         if found is None:
             continue
@@ -418,8 +411,8 @@ def list_packs(ctx: Context, args: Any) -> int:
                 "name": repo,
                 "displayName": summary.get("displayName", ""),
                 "layer": summary.get("layer", ""),
-                "versions": sorted((t for t in tags if is_version_tag(t)), key=version_key),
-                "tags": sorted(tags, key=version_key),
+                "versions": sorted((t for t in tags if is_version_tag(t)), key=tag_order),
+                "tags": sorted(tags, key=tag_order),
                 "latest": {"tag": probe, "digest": found.digest},
             }
         )
@@ -457,7 +450,7 @@ def tag_add(ctx: Context, args: Any) -> int:
     found = client.get_manifest(src.name, reference)
     assert found is not None
     before = client.manifest_digest(src.name, new)
-    client.put_manifest(src.name, new, found.content, found.media_type or MANIFEST_MEDIA_TYPE)
+    client.put_manifest(src.name, new, found.content, found.media_type or OCI_MANIFEST)
     moved = f" (moved from {before})" if before and before != found.digest else ""
     ctx.out(f"tagged {src.name}:{new} -> {found.digest}{moved}")
     return 0

@@ -26,21 +26,15 @@ from urllib.parse import quote, urljoin
 import attrs
 
 from paxd.client.errors import PaxctlError
+from paxd.client.packdir.artifact import Blob
 from paxd.client.progress import Bar, Progress
 from paxd.client.transport import Response, Transport
-from paxd.packs.artifact import MANIFEST_MEDIA_TYPE, Blob
+from paxd.oci import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Sha256, sha256_digest
 
 CHUNK_SIZE = 8 * 1024 * 1024
 MONOLITHIC_MAX = 16 * 1024 * 1024
 PAGE_SIZE = 100
-MANIFEST_ACCEPT = ", ".join(
-    (
-        MANIFEST_MEDIA_TYPE,
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    )
-)
+MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _READ = 1 << 20
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -72,10 +66,6 @@ class _ProgressReader:
 
     def seek(self, offset: int, whence: int = 0) -> int:
         return self.fh.seek(offset, whence)
-
-
-def _digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class RegistryClient:
@@ -309,23 +299,21 @@ class RegistryClient:
         self.t.expect(resp, 200, what=f"blob {digest} ({label})")
         raw = resp.raw
         assert raw is not None
-        h = hashlib.sha256()
-        got = 0
+        h = Sha256()
         with self.progress.bar(label, size) as bar:
             try:
                 while chunk := raw.read(_READ):
                     h.update(chunk)
-                    got += len(chunk)
-                    if got > size:
+                    if h.size > size:
                         break
                     out.write(chunk)
                     bar.update(len(chunk))
             except OSError as e:
                 self.t.close()
                 raise PaxctlError(f"download of {label} broke off: {e}") from None
+        got, actual = h.size, h.digest
         if raw.will_close or got > size:
             self.t.close()
-        actual = "sha256:" + h.hexdigest()
         if got != size or actual != digest:
             raise PaxctlError(
                 f"{label}: expected {size} bytes with digest {digest}, received {got} bytes"
@@ -345,7 +333,7 @@ class RegistryClient:
         if resp.status == 404 and missing_ok:
             return None
         self.t.expect(resp, 200, what=f"{name}:{reference}" if ":" not in reference else reference)
-        digest = _digest_of(resp.body)
+        digest = sha256_digest(resp.body)
         reported = resp.header("Docker-Content-Digest")
         if reference.startswith("sha256:") and digest != reference:
             raise PaxctlError(
@@ -389,7 +377,7 @@ class RegistryClient:
             body=content,
         )
         self.t.expect(resp, 201, what=f"{name}:{reference}")
-        digest = _digest_of(content)
+        digest = sha256_digest(content)
         self._check_reported(resp, digest, f"the manifest of {name}:{reference}")
         return digest
 

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import attrs
 from twisted.internet.defer import Deferred
 
-from paxd.registry import parenttags
+from paxd.packs import versions
 from paxd.registry.blobcache import BlobCache
 from paxd.registry.errors import RegistryError, unsupported
 from paxd.registry.index import IRegistryIndex
@@ -91,7 +91,7 @@ class StoreContext:
 
     def check_not_parent(self, tag: str) -> None:
         """Refuse a client's push or delete of a parent tag (DENIED)."""
-        if self.parent_tags and parenttags.is_parent_tag(tag):
+        if self.parent_tags and versions.is_parent_tag(tag):
             raise RegistryError(
                 "DENIED",
                 f"{tag} is a parent tag maintained by the registry:"

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
-from paxd.registry import layout, parenttags
+from paxd.packs import versions
+from paxd.registry import layout
 from paxd.registry.context import StoreContext
 from paxd.registry.packindex import PackSummary, summarize
 from paxd.registry.reference import Digest
@@ -117,7 +118,7 @@ class StartupIndexer:
             by_digest: dict[Digest, PackSummary | None] = {}
             for tag in names:
                 digest = digests.get(tag)
-                if digest is None or (context.parent_tags and parenttags.is_parent_tag(tag)):
+                if digest is None or (context.parent_tags and versions.is_parent_tag(tag)):
                     continue
                 if digest not in by_digest:
                     by_digest[digest] = await self._summary_of(digest)

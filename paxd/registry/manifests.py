@@ -1,5 +1,6 @@
-"""Manifest media types, parsing and validation, and the descriptors referrers list.
+"""Manifest parsing and validation, and the descriptors referrers list.
 
+The media types and the descriptor are :mod:`paxd.oci`'s (re-exported here).
 Four media types are accepted (OCI image manifest and index, Docker schema 2
 manifest and manifest list); artifacts are OCI manifests with an
 ``artifactType`` or an unusual config media type.  Docker schema 1 is
@@ -19,54 +20,32 @@ from typing import Any
 
 import attrs
 
+from paxd.oci import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    DOCKER_SCHEMA1,
+    DOCKER_SCHEMA1_SIGNED,
+    IMAGE_TYPES,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    NON_DISTRIBUTABLE_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    SCHEMA1_TYPES,
+)
+from paxd.oci import Descriptor as OCIDescriptor
 from paxd.registry.errors import RegistryError
 from paxd.registry.reference import Digest, parse_digest
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
-DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-
-IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
-MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
-SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 #: Content-Types that say nothing about the manifest: the JSON's ``mediaType`` decides.
 GENERIC_TYPES = frozenset({"application/json", "application/octet-stream"})
-
-#: layers a registry need not hold when they carry ``urls`` (Windows base layers).
-NON_DISTRIBUTABLE_TYPES = frozenset(
-    {
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    }
-)
+#: a descriptor as the registry parses it: :class:`paxd.oci.Descriptor` with a parsed digest
+Descriptor = OCIDescriptor[Digest]
 
 # RFC 6838 type/subtype (what OCI's descriptor mediaType must be)
 _MEDIA_TYPE_RE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
 )
-
-
-@attrs.frozen
-class Descriptor:
-    """A reference from a manifest to a blob or another manifest."""
-
-    media_type: str
-    digest: Digest
-    size: int
-    urls: tuple[str, ...] = ()
-    artifact_type: str | None = None
-    annotations: Mapping[str, str] = attrs.field(factory=dict, hash=False)
-
-    @property
-    def foreign(self) -> bool:
-        """True for a non-distributable layer with URLs: the registry need not hold it."""
-        return bool(self.urls) and self.media_type in NON_DISTRIBUTABLE_TYPES
 
 
 @attrs.frozen
@@ -176,7 +155,7 @@ def _descriptor(value: Any, field: str) -> Descriptor:
     urls = value.get("urls", [])
     if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
         raise _invalid(f"{field}.urls must be a list of strings", f"{field}.urls")
-    return Descriptor(
+    return OCIDescriptor(
         media_type=media_type,
         digest=digest,
         size=size,
@@ -292,3 +271,27 @@ def parse_stored(content: bytes) -> Manifest | None:
         return parse_manifest(content, None)
     except RegistryError:
         return None
+
+
+# the media types are re-exported: callers name them ``manifests.OCI_MANIFEST`` and so on
+__all__ = [
+    "DOCKER_LIST",
+    "DOCKER_MANIFEST",
+    "DOCKER_SCHEMA1",
+    "DOCKER_SCHEMA1_SIGNED",
+    "GENERIC_TYPES",
+    "IMAGE_TYPES",
+    "INDEX_TYPES",
+    "MANIFEST_TYPES",
+    "NON_DISTRIBUTABLE_TYPES",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "SCHEMA1_TYPES",
+    "Descriptor",
+    "Manifest",
+    "content_media_type",
+    "infer_media_type",
+    "parse_manifest",
+    "parse_stored",
+    "stored_media_type",
+]

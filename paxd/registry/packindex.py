@@ -20,10 +20,9 @@ from typing import Any
 
 import attrs
 
-from paxd.packs.artifact import PREFIX, TITLE, is_pack_manifest
-from paxd.packs.rules import LOGOS, split_tag
+from paxd.packs.format import LOGOS, PREFIX, TITLE, is_pack_manifest, split_tag
+from paxd.packs.versions import is_parent_tag, parent_order, tag_order
 from paxd.registry.catalog import catalog_key, paginate
-from paxd.registry.parenttags import is_parent_tag, parent_order, tag_order
 
 
 @attrs.frozen

@@ -5,7 +5,7 @@ A tag is ``_manifests/tags/<tag>/current/link`` (where it points) and
 change of a repository's tags runs in its turn (:meth:`IRegistryIndex.serialise
 <paxd.registry.index.IRegistryIndex.serialise>`), and moves the *parent tags*
 it affects (``1.x``, ``1.27.x``, ``lts__14.x``… see
-:mod:`paxd.registry.parenttags`) before the pack index hears of it.
+:mod:`paxd.packs.versions`) before the pack index hears of it.
 
 Parent tags are computed afresh from storage each time (the tag listing, then
 a few links), so whatever an earlier update left (a kill, another replica,
@@ -21,7 +21,8 @@ from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from paxd.registry import layout, parenttags
+from paxd.packs import versions
+from paxd.registry import layout
 from paxd.registry.context import StoreContext, deferred
 from paxd.registry.errors import manifest_unknown, name_unknown
 from paxd.registry.index import Page
@@ -35,18 +36,18 @@ log = Logger()
 
 def _lines(
     tags: list[str], lines: set[str] | None
-) -> tuple[set[str], dict[str, list[parenttags.VersionTag]]]:
+) -> tuple[set[str], dict[str, list[versions.VersionTag]]]:
     """The parent-shaped tags among *tags*, and the version tags of each of *lines*.
 
     *lines* None: every line there is, and every parent-shaped tag (whose
     line may be empty).
     """
-    present = {t for t in tags if parenttags.is_parent_tag(t)}
-    versions = [v for v in map(parenttags.parse_version_tag, tags) if v is not None]
+    present = {t for t in tags if versions.is_parent_tag(t)}
+    found = [v for v in map(versions.parse_version_tag, tags) if v is not None]
     if lines is None:
-        lines = present | {p for v in versions for p in v.parents}
-    members: dict[str, list[parenttags.VersionTag]] = {line: [] for line in lines}
-    for v in versions:
+        lines = present | {p for v in found for p in v.parents}
+    members: dict[str, list[versions.VersionTag]] = {line: [] for line in lines}
+    for v in found:
         for parent in v.parents:
             if parent in members:
                 members[parent].append(v)
@@ -149,9 +150,9 @@ class TagStore:
         changed = [*removed, *([pushed[0]] if pushed else [])]
         parents: dict[str, str | None] = {}
         if self._context.parent_tags:
-            lines = {p for t in changed for p in parenttags.parent_tags(t)}
+            lines = {p for t in changed for p in versions.parent_tags(t)}
             # a parent deleted with its manifest is recreated if its line lives on
-            lines |= {t for t in removed if parenttags.is_parent_tag(t)}
+            lines |= {t for t in removed if versions.is_parent_tag(t)}
             if lines:
                 # the pushed tag was written just now, in this turn: no need to read it back
                 known = {pushed[0]: digest} if pushed is not None and digest is not None else {}
@@ -224,7 +225,7 @@ class TagStore:
     async def _sync_line(
         self,
         parent: str,
-        members: list[parenttags.VersionTag],
+        members: list[versions.VersionTag],
         present: bool,
         known: dict[str, Digest | None],
         result: dict[str, str | None],
@@ -254,7 +255,7 @@ class TagStore:
         return known[tag]
 
     async def _line_target(
-        self, candidates: list[parenttags.VersionTag], known: dict[str, Digest | None]
+        self, candidates: list[versions.VersionTag], known: dict[str, Digest | None]
     ) -> str | None:
         """The best of *candidates* whose current link is readable; None if none is.
 
@@ -262,7 +263,7 @@ class TagStore:
         parent is pointed at it keeps a parent off a tag being deleted.
         """
         while True:
-            chosen = parenttags.best(candidates)
+            chosen = versions.best(candidates)
             if chosen is None:
                 return None
             if await self._known_link(chosen.tag, known) is not None:

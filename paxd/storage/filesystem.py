@@ -30,9 +30,7 @@ import shutil
 import stat as stat_module
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from contextlib import suppress
-from typing import ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from zope.interface import implementer
@@ -47,9 +45,7 @@ from paxd.storage.interface import (
     PathNotFound,
     check_path,
 )
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
+from paxd.threadpool import IRunner
 
 #: put_content's temporary files: hidden (a leading dot is not valid in any
 #: repository name component or tag, so no listing can mistake one for content).
@@ -58,14 +54,6 @@ DIR_MODE = 0o755
 FILE_MODE = 0o644
 #: directories remembered as verified inside the root (an entry is ~300 bytes)
 VERIFIED_DIRS = 4096
-
-
-class Runner(Protocol):
-    """What the driver needs of a :class:`paxd.threadpool.PoolRunner`."""
-
-    def run(self, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
-        """Call ``f(*args, **kwargs)`` off the reactor thread; its result in a Deferred."""
-        ...
 
 
 def _fsync_dir(directory: str) -> None:
@@ -111,7 +99,7 @@ class _OpenFile:
     caller fires several without waiting; closing waits for them all.
     """
 
-    def __init__(self, runner: Runner, fd: int, size: int) -> None:
+    def __init__(self, runner: IRunner, fd: int, size: int) -> None:
         self._runner = runner
         self._fd = fd
         self._closed = False
@@ -134,7 +122,7 @@ class _OpenFile:
 class FilesystemReader(_OpenFile):
     """Reads one open file with ``pread``, in the pool, one read at a time."""
 
-    def __init__(self, runner: Runner, fd: int, size: int, offset: int) -> None:
+    def __init__(self, runner: IRunner, fd: int, size: int, offset: int) -> None:
         super().__init__(runner, fd, size)
         self._offset = offset
 
@@ -173,7 +161,7 @@ class FilesystemWriter(_OpenFile):
     entry is fsynced on commit), else None.
     """
 
-    def __init__(self, runner: Runner, fd: int, size: int, directory: str | None) -> None:
+    def __init__(self, runner: IRunner, fd: int, size: int, directory: str | None) -> None:
         super().__init__(runner, fd, size)
         self._directory = directory
 
@@ -227,7 +215,7 @@ class FilesystemStorage:
 
     name = "filesystem"
 
-    def __init__(self, root: str, runner: Runner) -> None:
+    def __init__(self, root: str, runner: IRunner) -> None:
         self._root = os.path.abspath(root)
         self._runner = runner
         self._real_root: str | None = None

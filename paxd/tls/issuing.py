@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from paxd import __version__
-from paxd.threadpool import PoolRunner, SynchronousRunner
+from paxd.threadpool import IRunner
 from paxd.tls.certificates import CertificateBundle, TLSSetupError, parse_bundle
 from paxd.tls.context import ServerTLS
 from paxd.tls.responders import IResponder, TLSALPN01Responder, alpn_challenge
@@ -50,7 +50,6 @@ __all__ = [
 
 log = Logger(namespace="paxd.acme")
 
-Runner = PoolRunner | SynchronousRunner
 
 #: how long an order may take from the answered challenges to the certificate
 ORDER_TIMEOUT = datetime.timedelta(seconds=120)
@@ -206,7 +205,7 @@ class AcmeIssuer:
         directory_url: str,
         email: str | None,
         store: ICertificateStore,
-        runner: Runner,
+        runner: IRunner,
         responders: Sequence[IResponder],
         verify: bool | str = True,
         connect: Callable[..., AcmeSession] = AcmeSession.connect,

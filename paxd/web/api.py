@@ -1,4 +1,4 @@
-"""``<prefix>/…``: the registry API for one client's :class:`~paxd.auth.avatar.Access`.
+"""``<prefix>/…``: the registry API for one client's :class:`~paxd.access.Access`.
 
 Repository names contain ``/``, so the path below the prefix is parsed once,
 here: the last ``blobs``, ``manifests``, ``tags`` or ``referrers`` segment
@@ -13,7 +13,7 @@ from __future__ import annotations
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.registry.errors import RegistryError
 from paxd.registry.registry import Registry
 from paxd.web.blobs import BlobEndpoint

@@ -10,7 +10,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.registry.blobs import BlobInfo
 from paxd.registry.registry import Registry
 from paxd.web.endpoint import Endpoint, Response, header, is_gone, query

@@ -24,7 +24,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.registry.errors import RegistryError
 from paxd.registry.registry import Registry
 from paxd.registry.repository import Repository

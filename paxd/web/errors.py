@@ -10,6 +10,7 @@ headers their code does not imply (a 404 for no endpoint, 405 with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from twisted.logger import Logger
@@ -141,15 +142,32 @@ def method_not_allowed(method: bytes, allowed: frozenset[bytes]) -> RegistryErro
 
 
 class ErrorResource(Resource):
-    """A leaf answering every request (whatever the path below it) with one error."""
+    """A leaf answering every request (whatever the path below it) with one error.
+
+    The one error answer of the web layer and of the auth guard (401 with its
+    challenge, 429 for a blocked address).
+
+    :param error: the error document to send, with its status.
+    :param headers: more response headers (``WWW-Authenticate``, ``Retry-After``).
+    """
 
     isLeaf = True
 
-    def __init__(self, error: RegistryError) -> None:
+    def __init__(self, error: RegistryError, headers: Mapping[bytes, bytes] | None = None) -> None:
         super().__init__()
         self.error = error
+        self.headers = dict(headers or {})
+
+    def getChildWithDefault(self, path: bytes, request: IRequest) -> ErrorResource:
+        """Stop traversal here: whatever lies below, the answer is this error."""
+        return self
 
     def render(self, request: IRequest) -> int:
-        """Write the error document and finish."""
+        """Write the extra headers and the error document, and finish."""
+        for name, value in self.headers.items():
+            request.setHeader(name, value)
+        # docker looks for it on the 401 to /v2/, even outside a RegistrySite
+        if not request.responseHeaders.hasHeader(b"docker-distribution-api-version"):
+            request.setHeader(b"docker-distribution-api-version", b"registry/2.0")
         write_error(request, self.error)
         return NOT_DONE_YET

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.web.iweb import IRequest
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.registry.registry import Registry
 from paxd.web.endpoint import Endpoint, Response, query
 

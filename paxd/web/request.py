@@ -29,8 +29,9 @@ from twisted.web.server import Request, Site
 from paxd.registry.errors import RegistryError
 from paxd.storage.interface import IReader
 from paxd.storage.readers import BytesReader
+from paxd.threadpool import IRunner
 from paxd.web.errors import internal_error, write_error
-from paxd.web.spool import BodySpool, Runner
+from paxd.web.spool import BodySpool
 
 log = Logger()
 
@@ -78,7 +79,7 @@ class RegistryRequest(Request):
     # -- receiving the body (called by the channel, on the reactor) ------------
     def gotLength(self, length: int | None) -> None:
         """Start a spool for the body (Twisted would use a temporary file written here)."""
-        runner: Runner | None = getattr(self._site(), "runner", None)
+        runner: IRunner | None = getattr(self._site(), "runner", None)
         if runner is None:
             super().gotLength(length)
             return
@@ -220,7 +221,7 @@ class RegistrySite(Site):
         self,
         resource: IResource,
         *,
-        runner: Runner,
+        runner: IRunner,
         spool_dir: str | None = None,
         headers: Mapping[str, Iterable[str]] | None = None,
         access_log: bool = True,

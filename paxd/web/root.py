@@ -8,7 +8,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
-from paxd.auth.avatar import OPEN_ACCESS
+from paxd.access import OPEN_ACCESS
 from paxd.registry.registry import Registry
 from paxd.web.api import APIResource
 from paxd.web.errors import ErrorResource, not_found, write_error

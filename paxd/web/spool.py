@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from typing import ParamSpec, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -22,10 +21,9 @@ from zope.interface import implementer
 
 from paxd.storage.interface import IReader
 from paxd.storage.readers import BytesReader
+from paxd.threadpool import IRunner
 
 log = Logger()
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 #: bodies up to this size never touch the disk
 MEMORY_LIMIT = 1024 * 1024
@@ -36,14 +34,6 @@ HIGH_WATER = 4 * 1024 * 1024
 LOW_WATER = 1024 * 1024
 #: buffers handed to one ``writev`` at most (Linux's IOV_MAX is 1024)
 _IOV_MAX = 512
-
-
-class Runner(Protocol):
-    """What the web layer needs of :class:`~paxd.threadpool.PoolRunner` (or its stand-in)."""
-
-    def run(self, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
-        """Call ``f(*args, **kwargs)`` in the pool."""
-        ...
 
 
 def _create(directory: str | None) -> tuple[int, str]:
@@ -131,7 +121,7 @@ class BodySpool:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: IRunner,
         directory: str | None = None,
         *,
         pause: Callable[[], None] = lambda: None,

@@ -15,7 +15,7 @@ import re
 
 from twisted.web.iweb import IRequest
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.registry.blobs import BlobInfo
 from paxd.registry.errors import RegistryError
 from paxd.registry.registry import Registry

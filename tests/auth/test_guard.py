@@ -11,16 +11,24 @@ import json
 from typing import Any
 
 from treq.testing import StubTreq
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.portal import IRealm, Portal
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource, Resource, getChildForRequest
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
+from zope.interface import implementer
 
-from paxd.auth.avatar import Access
-from paxd.auth.guard import MAX_AUTHORIZATION, make_guarded_api_factory
+from paxd.access import Access
+from paxd.auth.guard import (
+    MAX_AUTHORIZATION,
+    RegistryGuard,
+    ThrottleGate,
+    make_guarded_api_factory,
+)
 from paxd.auth.htpasswd import HtpasswdChecker
 from paxd.auth.throttle import Throttle
 from paxd.registry.errors import RegistryError
@@ -222,7 +230,8 @@ class GuardTests(GuardMixin, SynchronousTestCase):
         request.requestHeaders.setRawHeaders(
             b"authorization", [b"Basic " + base64.b64encode(b"admin:" + b"p" * 2_000_000)]
         )
-        body = guard.render(request)
+        guard.render(request)
+        body = b"".join(request.written)
         self.assertEqual(request.responseCode, 401)
         self.assertEqual(json.loads(body)["errors"][0]["code"], "UNAUTHORIZED")
         self.assertEqual(self.checkpw.calls, 0)
@@ -330,3 +339,73 @@ class AnonymousReadTests(GuardMixin, SynchronousTestCase):
         response, content = self.request("POST", "/v2/x/blobs/uploads/", basic("admin", "admin-pw"))
         self.assertEqual(response.code, 200)
         self.assertEqual(json.loads(content)["user"], "admin")
+
+
+@implementer(IRealm)
+class _CountingRealm:
+    """A realm whose avatar answers 200, counting logouts (or raising a bug on login)."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+        self.logouts = 0
+
+    def requestAvatar(self, avatarId: Any, mind: Any, *interfaces: Any) -> Any:
+        if self.broken:
+            raise RuntimeError("a bug in the realm")
+
+        def logout() -> None:
+            self.logouts += 1
+
+        return IResource, EchoAPI(Access(user="admin", can_write=True), b"/v2"), logout
+
+
+class GuardPartsTests(SynchronousTestCase):
+    """:class:`RegistryGuard` and :class:`ThrottleGate` on their own."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.throttle = Throttle(self.clock, max_failures=2, window=60, block_for=30)
+        self.checker = InMemoryUsernamePasswordDatabaseDontUse(admin=b"pw")
+
+    def guard(self, realm: _CountingRealm) -> RegistryGuard:
+        portal = Portal(realm, [self.checker])
+        return RegistryGuard(portal, REALM, self.throttle, anonymous_read=False)
+
+    def render(self, resource: IResource, auth: bytes | None) -> DummyRequest:
+        request = DummyRequest([b"x"])
+        request.client = IPv4Address("TCP", "192.0.2.1", 40000)
+        if auth is not None:
+            request.requestHeaders.setRawHeaders(b"authorization", [auth])
+        result = getChildForRequest(resource, request).render(request)
+        if isinstance(result, bytes):
+            request.write(result)
+            request.finish()
+        return request
+
+    def test_logout_after_the_request_finished(self) -> None:
+        realm = _CountingRealm()
+        request = self.render(self.guard(realm), basic("admin", "pw").encode())
+        self.assertEqual(request.responseCode or 200, 200)
+        self.assertEqual(json.loads(b"".join(request.written))["path"], "x")
+        self.assertEqual(realm.logouts, 1)
+
+    def test_unexpected_failure_is_a_logged_json_500(self) -> None:
+        guard = self.guard(_CountingRealm(broken=True))
+        request = self.render(guard, basic("admin", "pw").encode())
+        self.assertEqual(request.responseCode, 500)
+        self.assertEqual(json.loads(b"".join(request.written))["errors"][0]["code"], "UNAVAILABLE")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(self.throttle), 0, "a bug is not a failed login")
+
+    def test_gate_refuses_a_blocked_address_before_the_guard(self) -> None:
+        realm = _CountingRealm()
+        gate = ThrottleGate(self.guard(realm), self.throttle)
+        for _ in range(2):
+            self.assertEqual(self.render(gate, basic("admin", "no").encode()).responseCode, 401)
+        request = self.render(gate, basic("admin", "pw").encode())
+        self.assertEqual(request.responseCode, 429)
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"retry-after"), [b"30"])
+        self.assertEqual(realm.logouts, 0, "the guard was never asked")
+        self.clock.advance(31)
+        self.assertEqual(self.render(gate, basic("admin", "pw").encode()).responseCode or 200, 200)
+        self.assertEqual(realm.logouts, 1)

@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.auth.guard import make_guarded_api_factory
 from paxd.auth.htpasswd import HtpasswdChecker
 from paxd.auth.throttle import Throttle

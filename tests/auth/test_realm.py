@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource, Resource
 from zope.interface.verify import verifyObject
 
-from paxd.auth.avatar import ANONYMOUS_READ, Access
+from paxd.access import ANONYMOUS_READ, Access
 from paxd.auth.realm import RegistryRealm
 
 

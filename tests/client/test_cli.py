@@ -13,11 +13,12 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from paxd.client.cli import build_parser, run
-from paxd.client.commands import Context, parse_ref
+from paxd.client.commands import Context, newest_version, parse_ref
 from paxd.client.config import CredentialStore
 from paxd.client.errors import UsageError
 from paxd.client.progress import Progress
-from tests.packs.support import copy_sample
+from paxd.packs.versions import compute_parents
+from tests.client.packdir.support import copy_sample
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -205,3 +206,17 @@ class ModuleTests(SynchronousTestCase):
         )
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertTrue(proc.stdout.startswith(b"paxctl "))
+
+
+class NewestVersionTests(SynchronousTestCase):
+    """``pack pull NAME`` takes the version the registry's parent tag points at."""
+
+    def test_release_over_its_prerelease(self) -> None:
+        tags = ["1.0.0", "1.0.0-rc.1"]
+        self.assertEqual(newest_version(tags), "1.0.0")
+        self.assertEqual(newest_version(tags), compute_parents(tags)["1.x"])
+
+    def test_group_and_parent_tags_are_not_versions(self) -> None:
+        self.assertEqual(newest_version(["1.2.0", "lts__9.9.9", "9.x", "1.x"]), "1.2.0")
+        self.assertEqual(newest_version(["22.04", "lts__22.04"]), "22.04")
+        self.assertIsNone(newest_version(["lts__22.04", "1.x"]))

@@ -27,11 +27,13 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from paxd.client.config import Credentials, parse_server
+from paxd.client.packdir.artifact import build_artifact
+from paxd.client.packdir.rules import inspect_pack
 from paxd.client.registry import CHUNK_SIZE, RegistryClient
 from paxd.client.transport import Body, Response, Transport
-from paxd.packs.artifact import MESSAGE_ANNOTATION, build_artifact
-from paxd.packs.rules import inspect_pack
+from paxd.packs.format import MESSAGE_ANNOTATION
 from tests.client.certs import make_ca, make_server_cert
+from tests.client.packdir.support import SAMPLES, copy_sample, tree_snapshot
 from tests.integration.harness import (
     Daemon,
     basic_auth,
@@ -45,7 +47,6 @@ from tests.integration.harness import (
     start_distribution,
     start_paxd,
 )
-from tests.packs.support import SAMPLES, copy_sample, tree_snapshot
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADMIN = ("admin", "s3cret-admin")

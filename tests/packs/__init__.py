@@ -1,1 +1,1 @@
-"""Tests of paxd.packs."""
+"""Tests of paxd.packs: the pack format and the version order, as the daemon uses them."""

@@ -13,21 +13,14 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from paxd.packs.artifact import (
-    ARCHIVE_MEDIA_TYPE,
-    CONFIG_MEDIA_TYPE,
-    DOCUMENT_MEDIA_TYPES,
-    MANIFEST_MEDIA_TYPE,
-    Blob,
-    Descriptor,
-    build_manifest,
-    sha256_digest,
-    summary_annotations,
-)
+from paxd.client.packdir.artifact import Blob, build_manifest, summary_annotations
+from paxd.oci import OCI_MANIFEST as MANIFEST_MEDIA_TYPE
+from paxd.oci import Descriptor, sha256_digest, titled
+from paxd.packs.format import ARCHIVE_MEDIA_TYPE, CONFIG_MEDIA_TYPE, DOCUMENT_MEDIA_TYPES
+from paxd.packs.versions import compute_parents
 from paxd.registry import layout
 from paxd.registry.index import PackPage
 from paxd.registry.packindex import PackIndex, PackSummary, summarize
-from paxd.registry.parenttags import compute_parents
 from paxd.registry.reference import Digest
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
@@ -40,7 +33,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"logo"
 
 
 def _blob(media_type: str, data: bytes, title: str | None) -> Blob:
-    return Blob(Descriptor(media_type, sha256_digest(data), len(data), title), data=data)
+    return Blob(
+        Descriptor(media_type, sha256_digest(data), len(data), annotations=titled(title)), data=data
+    )
 
 
 def pack_artifact(

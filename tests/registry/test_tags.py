@@ -19,14 +19,12 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from paxd.packs.artifact import (
-    MANIFEST_MEDIA_TYPE,
-    sha256_digest,
-)
+from paxd.oci import OCI_MANIFEST as MANIFEST_MEDIA_TYPE
+from paxd.oci import sha256_digest
+from paxd.packs.versions import compute_parents
 from paxd.registry import layout
 from paxd.registry.errors import RegistryError
 from paxd.registry.index import Page
-from paxd.registry.parenttags import compute_parents
 from paxd.registry.reference import parse_digest
 from paxd.registry.registry import Registry
 from paxd.storage.interface import FileInfo, IReader, IStorageDriver, IWriter

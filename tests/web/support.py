@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from paxd.registry.registry import Registry
 from paxd.storage.memory import MemoryStorage
 from paxd.threadpool import SynchronousRunner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from paxd.auth.avatar import Access
+from paxd.access import Access
 from tests.web.support import OCI_EMPTY, OCI_MANIFEST, RegistryWebTestCase, sha256
 
 BLOB = bytes(range(256)) * 12 * 1024  # 3 MiB: spooled on upload, several chunks on download

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from paxd.packs.artifact import MANIFEST_MEDIA_TYPE
+from paxd.oci import OCI_MANIFEST as MANIFEST_MEDIA_TYPE
 from paxd.registry.reference import parse_digest
 from paxd.registry.registry import Registry
 from paxd.web.root import RegistryRoot

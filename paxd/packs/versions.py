@@ -1,4 +1,9 @@
-"""Parent tags: pure tag arithmetic, no storage.
+"""The one version order, and parent tags: pure tag arithmetic, no storage.
+
+Both the daemon (parent tags, the ``_packs`` listing) and paxctl (``pack
+pull`` without a tag, ``pack ls``) order versions here: semantic-version
+precedence (semver.org, item 11), and "newest" is the highest release, or the
+highest pre-release when there is no release (:func:`newest`).
 
 A *version tag* is a tag whose label is a semantic version, optionally with a
 ``v`` prefix and a group: ``1.27.3``, ``v1.27.3``, ``1.28.0-rc.1``,
@@ -20,7 +25,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from paxd.packs.rules import GROUP_RE, split_tag
+from paxd.packs.format import GROUP_RE, join_tag, split_tag
 
 # semver.org's grammar, without build metadata ('+' cannot appear in a tag)
 _NUMBER = r"0|[1-9][0-9]*"
@@ -77,10 +82,6 @@ def parse_version(label: str) -> Version | None:
     )
 
 
-def _join(group: str | None, label: str) -> str:
-    return f"{group}__{label}" if group else label
-
-
 @attrs.frozen
 class VersionTag:
     """A tag whose label is a semantic version."""
@@ -93,7 +94,10 @@ class VersionTag:
     def parents(self) -> tuple[str, str]:
         """The two parent tags of this tag's lines: ``<major>.x`` and ``<major>.<minor>.x``."""
         v = self.version
-        return (_join(self.group, f"{v.major}.x"), _join(self.group, f"{v.major}.{v.minor}.x"))
+        return (
+            join_tag(f"{v.major}.x", self.group),
+            join_tag(f"{v.major}.{v.minor}.x", self.group),
+        )
 
     def sort_key(self) -> SortKey:
         """The order to maximise: by version; of equal versions ``1.2.3`` beats ``v1.2.3``."""
@@ -202,12 +206,39 @@ def parent_order(tag: str) -> tuple[str, int, tuple[int, ...], str]:
     return (parts[0] or "", len(numbers), numbers, tag)
 
 
+def natural_key(label: str) -> tuple[tuple[int, int, str], ...]:
+    """An order for labels that are not semantic versions (``22.04``): numbers as numbers.
+
+    ``1.10`` after ``1.9``, numbers before words.  Only :func:`newest` uses it,
+    for a pack whose versions are none of them semantic.
+    """
+    parts = re.split(r"[.\-_+]", label)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def newest(labels: Iterable[str]) -> str | None:
+    """The newest of *labels*: the one a tag-less ``paxctl pack pull`` fetches.
+
+    The highest release by semantic-version precedence, else the highest
+    pre-release (as a parent tag points, :func:`best`); among labels none of
+    which is a semantic version, the last in :func:`natural_key` order.
+    ``None`` for no labels.
+    """
+    given = list(labels)
+    chosen = best(v for v in map(parse_version_tag, given) if v is not None)
+    if chosen is not None:
+        return chosen.tag
+    return max(given, key=natural_key) if given else None
+
+
 __all__ = [
     "Version",
     "VersionTag",
     "best",
     "compute_parents",
     "is_parent_tag",
+    "natural_key",
+    "newest",
     "parent_order",
     "parent_tags",
     "parse_version",

@@ -1,19 +1,20 @@
 """A pack directory as an OCI artifact, and back.
 
-The mapping (written down for people in ``docs/pack-format.rst``):
+The mapping (written down for people in ``docs/pack-format.rst``; the media
+types and annotation keys are :mod:`paxd.packs.format`, shared with the
+daemon):
 
 * the manifest is an OCI image manifest whose ``artifactType`` is
-  :data:`ARTIFACT_TYPE`, annotated with the ``pack.json`` summary;
-* the config blob is ``pack.json`` verbatim (:data:`CONFIG_MEDIA_TYPE`);
+  :data:`~paxd.packs.format.ARTIFACT_TYPE`, annotated with the ``pack.json`` summary;
+* the config blob is ``pack.json`` verbatim (:data:`~paxd.packs.format.CONFIG_MEDIA_TYPE`);
 * the layers are, in order: the logo (its image media type), then
   ``values.yaml``, ``README.md``, ``schema.yaml`` and ``presets.yaml`` when
   present, each titled with ``org.opencontainers.image.title``, then one
-  reproducible tar+gzip of everything else (:data:`ARCHIVE_MEDIA_TYPE`).
+  reproducible tar+gzip of everything else (:data:`~paxd.packs.format.ARCHIVE_MEDIA_TYPE`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -25,36 +26,27 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from paxd.packs.archive import write_archive
-from paxd.packs.rules import DOCUMENTS, LOGOS, PackDirectory, join_tag
-
-MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
-ARTIFACT_TYPE = "application/vnd.paxd.pack.v1"
-CONFIG_MEDIA_TYPE = "application/vnd.paxd.pack.config.v1+json"
-ARCHIVE_MEDIA_TYPE = "application/vnd.paxd.pack.content.v1.tar+gzip"
-ARCHIVE_TITLE = "content.tar.gz"
-DOCUMENT_MEDIA_TYPES: dict[str, str] = {
-    "values.yaml": "application/vnd.paxd.pack.values.v1+yaml",
-    "README.md": "text/markdown",
-    "schema.yaml": "application/vnd.paxd.pack.schema.v1+yaml",
-    "presets.yaml": "application/vnd.paxd.pack.presets.v1+yaml",
-}
-TITLE = "org.opencontainers.image.title"
-PREFIX = "io.paxd.pack."
-#: the annotation recording why a tag was overwritten (``paxctl pack push --force --message``)
-MESSAGE_ANNOTATION = PREFIX + "message"
-#: pack.json field → annotation suffix, for the summary a console reads without the config
-SUMMARY_FIELDS: tuple[str, ...] = (
-    "name",
-    "displayName",
-    "version",
-    "layer",
-    "cloudTypes",
-    "addonType",
-    "addonSubType",
-    "group",
-    "eol",
+from paxd.client.packdir.archive import write_archive
+from paxd.client.packdir.rules import DOCUMENTS, PackDirectory
+from paxd.oci import OCI_MANIFEST, VERSION_ANNOTATION, Descriptor, Sha256, sha256_digest, titled
+from paxd.packs.format import (
+    ARCHIVE_MEDIA_TYPE,
+    ARCHIVE_TITLE,
+    ARTIFACT_TYPE,
+    CONFIG_MEDIA_TYPE,
+    DOCUMENT_MEDIA_TYPES,
+    LOGOS,
+    MESSAGE_ANNOTATION,
+    PREFIX,
+    SUMMARY_FIELDS,
+    TITLE,
+    is_pack_manifest,
+    join_tag,
 )
+
+#: a descriptor as paxctl holds it: the digest as ``sha256:<hex>`` text
+PackDescriptor = Descriptor[str]
+
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _CHUNK = 1 << 20
 
@@ -64,27 +56,10 @@ class ManifestError(ValueError):
 
 
 @attrs.frozen
-class Descriptor:
-    """A blob as a manifest names it."""
-
-    media_type: str
-    digest: str
-    size: int
-    title: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The OCI descriptor object."""
-        d: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
-        if self.title is not None:
-            d["annotations"] = {TITLE: self.title}
-        return d
-
-
-@attrs.frozen
 class Blob:
     """A blob to push: its descriptor and where its bytes are (in memory or in a file)."""
 
-    descriptor: Descriptor
+    descriptor: PackDescriptor
     data: bytes | None = None
     path: Path | None = None
 
@@ -109,23 +84,17 @@ class Blob:
         return self.path.open("rb")
 
 
-def sha256_digest(data: bytes) -> str:
-    """``sha256:<hex>`` of *data*."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _blob_from_bytes(media_type: str, data: bytes, title: str | None) -> Blob:
-    return Blob(Descriptor(media_type, sha256_digest(data), len(data), title), data=data)
+    descriptor = Descriptor(media_type, sha256_digest(data), len(data), annotations=titled(title))
+    return Blob(descriptor, data=data)
 
 
 def _blob_from_file(media_type: str, path: Path, title: str | None) -> Blob:
-    h = hashlib.sha256()
-    size = 0
+    h = Sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
-            size += len(chunk)
-    return Blob(Descriptor(media_type, "sha256:" + h.hexdigest(), size, title), path=path)
+    return Blob(Descriptor(media_type, h.digest, h.size, annotations=titled(title)), path=path)
 
 
 def summary_annotations(pack: dict[str, Any]) -> dict[str, str]:
@@ -136,8 +105,8 @@ def summary_annotations(pack: dict[str, Any]) -> dict[str, str]:
         if value is None:
             continue
         out[PREFIX + key] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-    out["org.opencontainers.image.title"] = str(pack.get("displayName", ""))
-    out["org.opencontainers.image.version"] = str(pack.get("version", ""))
+    out[TITLE] = str(pack.get("displayName", ""))
+    out[VERSION_ANNOTATION] = str(pack.get("version", ""))
     return out
 
 
@@ -189,7 +158,7 @@ def build_manifest(config: Blob, layers: list[Blob], annotations: dict[str, str]
     """The manifest bytes: compact JSON in a fixed key order, so equal packs give equal bytes."""
     manifest = {
         "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
+        "mediaType": OCI_MANIFEST,
         "artifactType": ARTIFACT_TYPE,
         "config": config.descriptor.to_json(),
         "layers": [b.descriptor.to_json() for b in layers],
@@ -235,15 +204,15 @@ def build_artifact(pack: PackDirectory, annotations: dict[str, str] | None = Non
 class PackManifest:
     """A pulled manifest, checked to be a pack: what to fetch and where each blob goes."""
 
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
+    config: PackDescriptor
+    layers: tuple[PackDescriptor, ...]
     annotations: dict[str, str]
 
-    def files(self) -> Iterator[Descriptor]:
+    def files(self) -> Iterator[PackDescriptor]:
         """The layers that are files of their own (logo and documents)."""
         return (d for d in self.layers if d.media_type != ARCHIVE_MEDIA_TYPE)
 
-    def archive(self) -> Descriptor | None:
+    def archive(self) -> PackDescriptor | None:
         """The tree's archive layer, if the pack has one."""
         return next((d for d in self.layers if d.media_type == ARCHIVE_MEDIA_TYPE), None)
 
@@ -255,12 +224,12 @@ class PackManifest:
             if k.startswith(PREFIX) and k != MESSAGE_ANNOTATION
         }
 
-    def content_key(self) -> tuple[Descriptor, ...]:
+    def content_key(self) -> tuple[PackDescriptor, ...]:
         """What the pack holds, ignoring annotations: equal keys mean equal packs."""
         return (self.config, *self.layers)
 
 
-def _descriptor(value: Any, where: str) -> Descriptor:
+def _descriptor(value: Any, where: str) -> PackDescriptor:
     if not isinstance(value, dict):
         raise ManifestError(f"{where} is not a descriptor")
     media_type, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
@@ -274,16 +243,9 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         raise ManifestError(f"{where}: needs a size")
     annotations = value.get("annotations") or {}
     title = annotations.get(TITLE) if isinstance(annotations, dict) else None
-    return Descriptor(media_type, digest, size, title if isinstance(title, str) else None)
-
-
-def is_pack_manifest(manifest: Any) -> bool:
-    """True if the parsed *manifest* is a paxd pack (by artifactType or config media type)."""
-    if not isinstance(manifest, dict):
-        return False
-    config = manifest.get("config")
-    config_type = config.get("mediaType") if isinstance(config, dict) else None
-    return manifest.get("artifactType") == ARTIFACT_TYPE or config_type == CONFIG_MEDIA_TYPE
+    return Descriptor(
+        media_type, digest, size, annotations=titled(title if isinstance(title, str) else None)
+    )
 
 
 def parse_pack_manifest(data: bytes) -> PackManifest:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from paxd.packs.rules import TOP_LEVEL_FILES, Entry
+from paxd.client.packdir.rules import TOP_LEVEL_FILES, Entry
 
 #: the timestamp of every entry and of the gzip header
 ARCHIVE_MTIME = 0

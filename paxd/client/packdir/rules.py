@@ -5,7 +5,8 @@ of the vendor's pack format (mandatory files, ``pack.json`` fields and their
 allowed values, every referenced path present and inside the pack, YAML that
 parses, a logo that is a real image, no symlink leaving the pack) and returns
 both every problem found and, when there is no error, the
-:class:`PackDirectory` that :mod:`paxd.packs.artifact` turns into blobs.
+:class:`PackDirectory` that :mod:`paxd.client.packdir.artifact` turns into
+blobs.  The image checks are :mod:`paxd.client.packdir.images`.
 """
 
 from __future__ import annotations
@@ -13,28 +14,21 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import re
 import stat
-import struct
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import yaml
 
+from paxd.client.packdir.images import image_problem
+from paxd.packs.format import DOCUMENT_MEDIA_TYPES, GROUP_RE, LOGOS, join_tag
 from paxd.registry.reference import NAME_MAX, NAME_RE, TAG_RE
 
 PACK_JSON = "pack.json"
 VALUES = "values.yaml"
 #: the optional top-level documents, each pushed as its own small blob, in this order
-DOCUMENTS: tuple[str, ...] = (VALUES, "README.md", "schema.yaml", "presets.yaml")
-#: logo file name → media type; a pack has exactly one of them
-LOGOS: dict[str, str] = {
-    "logo.png": "image/png",
-    "logo.svg": "image/svg+xml",
-    "logo.webp": "image/webp",
-}
+DOCUMENTS: tuple[str, ...] = tuple(DOCUMENT_MEDIA_TYPES)  # values.yaml, README.md, …
 #: names that never become their own blob nor enter the archive
 TOP_LEVEL_FILES = frozenset((PACK_JSON, *DOCUMENTS, *LOGOS))
 #: version-control directories are not part of a pack (anywhere in the tree)
@@ -79,12 +73,8 @@ KNOWN_FIELDS = frozenset(
         "constraints",
     )
 )
-#: a tag group: no underscore, so that ``<group>__<label>`` splits one way only
-GROUP_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,63}$")
 #: logos above this size are accepted with a warning: the console shows them small
 LOGO_WARN_SIZE = 1024 * 1024
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @attrs.frozen
@@ -151,23 +141,6 @@ def inspect_pack(root: str | os.PathLike[str]) -> tuple[PackDirectory | None, li
 def validate_pack(root: str | os.PathLike[str]) -> list[Problem]:
     """Every problem of the pack at *root* (errors and warnings)."""
     return inspect_pack(root)[1]
-
-
-def split_tag(tag: str) -> tuple[str | None, str]:
-    """``'lts__14.4.3'`` → ``('lts', '14.4.3')``; a tag without a group → ``(None, tag)``."""
-    group, sep, label = tag.partition("__")
-    return (group, label) if sep else (None, tag)
-
-
-def join_tag(label: str, group: str | None) -> str:
-    """The tag for *label* in *group* (``<group>__<label>``), or *label* alone."""
-    return f"{group}__{label}" if group else label
-
-
-def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
-    """A sort key putting ``1.10.0`` after ``1.9.2``, numbers before words."""
-    parts = re.split(r"[.\-_+]", version)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
 class _PackChecker:
@@ -563,45 +536,3 @@ class _PackChecker:
         for i, preset in enumerate(presets):
             if not isinstance(preset, dict) or not isinstance(preset.get("name"), str):
                 self.error("presets.yaml", "each preset needs a name", f"presets[{i}]")
-
-
-def image_problem(name: str, data: bytes) -> str | None:
-    """Why *data* is not the image its file *name* promises, or ``None`` if it is."""
-    if name.endswith(".png"):
-        return _png_problem(data)
-    if name.endswith(".webp"):
-        if len(data) < 16 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
-            return "not a WebP image (no RIFF/WEBP header)"
-        (size,) = struct.unpack("<I", data[4:8])
-        if size + 8 > len(data):
-            return "truncated WebP image"
-        return None
-    if name.endswith(".svg"):
-        return _svg_problem(data)
-    return "not a supported image (PNG, SVG or WebP)"
-
-
-def _png_problem(data: bytes) -> str | None:
-    if not data.startswith(PNG_SIGNATURE):
-        return "not a PNG image (no PNG signature)"
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        return "not a PNG image (no IHDR header)"
-    width, height = struct.unpack(">II", data[16:24])
-    if width == 0 or height == 0:
-        return "PNG image of zero size"
-    if not data.endswith(b"IEND\xaeB`\x82"):
-        return "truncated PNG image (no IEND chunk)"
-    return None
-
-
-def _svg_problem(data: bytes) -> str | None:
-    # Entities are where XML parsers get abused; a logo has no use for them.
-    if b"<!ENTITY" in data:
-        return "SVG with entity declarations is refused"
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as e:
-        return f"not an SVG image (XML error: {e})"
-    if root.tag.rsplit("}", 1)[-1] != "svg":
-        return f"not an SVG image (root element is {root.tag!r})"
-    return None

@@ -10,21 +10,23 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from paxd.packs.artifact import (
+from paxd.client.packdir.artifact import (
+    ManifestError,
+    PackArtifact,
+    build_artifact,
+    pack_tags,
+    parse_pack_manifest,
+)
+from paxd.client.packdir.rules import inspect_pack
+from paxd.packs.format import (
     ARCHIVE_MEDIA_TYPE,
     ARTIFACT_TYPE,
     CONFIG_MEDIA_TYPE,
     MESSAGE_ANNOTATION,
     TITLE,
-    ManifestError,
-    PackArtifact,
-    build_artifact,
     is_pack_manifest,
-    pack_tags,
-    parse_pack_manifest,
 )
-from paxd.packs.rules import inspect_pack
-from tests.packs.support import copy_sample
+from tests.client.packdir.support import copy_sample
 
 
 def artifact_of(root: Path, annotations: dict[str, str] | None = None) -> PackArtifact:

@@ -7,7 +7,7 @@ import struct
 import zlib
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "packs"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "packs"
 #: the three sample packs: an add-on with a Helm chart, a manifest pack, an OS pack
 SAMPLES = ("cert-manager", "cni-flannel", "ubuntu-aws")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from paxd.packs.archive import ArchiveError, extract_archive, write_archive
-from paxd.packs.rules import inspect_pack
-from tests.packs.support import copy_sample, tree_snapshot
+from paxd.client.packdir.archive import ArchiveError, extract_archive, write_archive
+from paxd.client.packdir.rules import inspect_pack
+from tests.client.packdir.support import copy_sample, tree_snapshot
 
 
 def archive_of(root: Path) -> bytes:

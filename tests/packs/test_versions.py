@@ -1,16 +1,20 @@
-"""Tests for :mod:`paxd.registry.parenttags`: versions, lines, and where parents point."""
+"""Tests for :mod:`paxd.packs.versions`: versions, lines, and where parents point."""
 
 from __future__ import annotations
 
+import functools
 import random
 
+import semver
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from paxd.registry.parenttags import (
+from paxd.packs.versions import (
     compute_parents,
     is_parent_tag,
+    natural_key,
+    newest,
     parent_tags,
     parse_version,
     parse_version_tag,
@@ -255,3 +259,81 @@ class ComputeParentsTests(SynchronousTestCase):
             self.assertEqual(target, top)
         expected_lines = {p for t in tags for p in parent_tags(t)}
         self.assertEqual(set(parents), expected_lines)
+
+
+# -- the order against the semver library --------------------------------------------
+
+_NUMBERS = st.integers(0, 20) | st.integers(0, 10**12)
+_IDENTIFIERS = st.one_of(
+    _NUMBERS.map(str),
+    st.from_regex(r"\A[0-9]*[a-zA-Z-][0-9a-zA-Z-]{0,6}\Z"),
+)
+_SEMVER = st.builds(
+    lambda major, minor, patch, pre: (
+        f"{major}.{minor}.{patch}" + (f"-{'.'.join(pre)}" if pre else "")
+    ),
+    _NUMBERS,
+    _NUMBERS,
+    _NUMBERS,
+    st.lists(_IDENTIFIERS, max_size=4),
+)
+
+
+class SemverLibraryTests(SynchronousTestCase):
+    """The one order agrees with the ``semver`` library's precedence (semver.org, item 11)."""
+
+    @given(_SEMVER, _SEMVER)
+    def test_precedence_matches_the_library(self, a: str, b: str) -> None:
+        va, vb = parse_version(a), parse_version(b)
+        assert va is not None and vb is not None, (a, b)
+        expected = semver.Version.parse(a).compare(b)
+        self.assertEqual((va > vb) - (va < vb), expected, (a, b))
+        # the flattened sort key (what a push ranks a line by) says the same
+        ka, kb = parse_version_tag(a).sort_key()[:5], parse_version_tag(b).sort_key()[:5]  # type: ignore[union-attr]
+        self.assertEqual((ka > kb) - (ka < kb), expected, (a, b))
+
+    @given(st.lists(_SEMVER, min_size=1, max_size=8))
+    def test_newest_is_the_highest_release_else_the_highest_prerelease(
+        self, labels: list[str]
+    ) -> None:
+        def cmp(x: str, y: str) -> int:
+            return semver.Version.parse(x).compare(y)
+
+        releases = [v for v in labels if semver.Version.parse(v).prerelease is None]
+        top = max(releases or labels, key=functools.cmp_to_key(cmp))
+        chosen = newest(labels)
+        assert chosen is not None
+        self.assertEqual(cmp(chosen, top), 0, (labels, chosen, top))
+
+
+class NewestTests(SynchronousTestCase):
+    """:func:`newest`: what paxctl pulls without a tag, as the server's parent tags point."""
+
+    def test_release_beats_its_prerelease(self) -> None:
+        self.assertEqual(newest(["1.0.0", "1.0.0-rc.1"]), "1.0.0")
+        self.assertEqual(newest(["1.0.0-rc.1", "1.0.0"]), "1.0.0")
+        self.assertEqual(
+            compute_parents(["1.0.0", "1.0.0-rc.1"])["1.x"], newest(["1.0.0-rc.1", "1.0.0"])
+        )
+
+    def test_release_beats_a_higher_prerelease(self) -> None:
+        self.assertEqual(newest(["1.0.0", "2.0.0-rc.1"]), "1.0.0")
+
+    def test_prerelease_only_without_release(self) -> None:
+        self.assertEqual(newest(["2.0.0-rc.1", "2.0.0-beta.3"]), "2.0.0-rc.1")
+
+    def test_numbers_compare_as_numbers(self) -> None:
+        self.assertEqual(newest(["1.9.2", "1.10.0", "1.9.10"]), "1.10.0")
+
+    def test_semantic_versions_beat_other_labels(self) -> None:
+        self.assertEqual(newest(["1.14.4", "1.22.0", "zz-latest"]), "1.22.0")
+
+    def test_other_labels_in_natural_order(self) -> None:
+        self.assertEqual(newest(["22.04", "9.10", "22.10"]), "22.10")
+        self.assertIsNone(newest([]))
+
+    def test_natural_key(self) -> None:
+        versions = ["1.10.0", "1.9.2", "1.9.10", "1.9.2-rc1", "0.1"]
+        self.assertEqual(
+            sorted(versions, key=natural_key), ["0.1", "1.9.2", "1.9.2-rc1", "1.9.10", "1.10.0"]
+        )

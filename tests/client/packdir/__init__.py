@@ -1,0 +1,1 @@
+"""Tests of paxctl's pack directories (paxd.client.packdir)."""
