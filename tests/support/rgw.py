@@ -7,8 +7,9 @@ creates a user with known keys, and hands out a fresh bucket per test
 removes its directory when this process exits, however it exits.
 
 Where the binaries are missing the tests skip, except under CI
-(``CI=true``), where that is a failure (:func:`tests.integration.harness.require_tool`).
-Ceph: ``apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common``.
+(``CI=true``), where that is a failure, as for every peer
+(:func:`tests.integration.harness.require_tool`).  Ceph:
+``apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common``.
 
 By hand (a gateway for experiments or benchmarks, until Ctrl-C or SIGTERM)::
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +31,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import SkipTest
 
 import attrs
 import boto3
@@ -36,12 +39,13 @@ from botocore.config import Config
 
 from paxd.storage.s3 import S3Options, S3Storage
 from paxd.threadpool import SynchronousRunner
-from tests.integration.harness import free_port, require_tool
+from tests.integration.harness import MissingTool, free_port, in_ci
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 TOOLS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-authtool", "monmaptool")
+INSTALL = "apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common"
 ACCESS_KEY = "PAXDTESTACCESSKEY0001"
 SECRET_KEY = "paxd-test-secret-key-for-rgw-on-loopback"
 #: how long the whole cluster may take to answer S3 requests
@@ -319,10 +323,19 @@ class _Cluster:
                  f"--secret-key={SECRET_KEY}")  # fmt: skip
 
 
+def require_ceph() -> None:
+    """Skip (or under CI fail with MissingTool) unless Ceph's daemons and tools are installed."""
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        message = f"Ceph is not installed (missing {', '.join(missing)}): {INSTALL}"
+        if in_ci():
+            raise MissingTool(message)
+        raise SkipTest(message)
+
+
 def start_rgw() -> RGW:
     """Start a new cluster and gateway (blocking); raise RuntimeError quoting logs if it fails."""
-    for tool in TOOLS:
-        require_tool(tool)
+    require_ceph()
     began = time.monotonic()
     cluster = _Cluster()
     watchdog = None
@@ -358,8 +371,7 @@ def rgw() -> RGW:
     Skips (or fails under CI) where Ceph is not installed; a gateway that
     fails to start fails every test that asks for it, with its logs.
     """
-    for tool in TOOLS:
-        require_tool(tool)
+    require_ceph()
     if _failure:
         raise AssertionError(_failure[0])
     if _gateway and not _gateway[0].alive():

@@ -389,7 +389,11 @@ class S3Storage:
 
     # -- IRedirectingDriver ------------------------------------------------
     def url_for(self, path: str, expires: float, method: str = "GET") -> Deferred[str]:
-        """A presigned URL for *path* (made locally: no request, but maybe credentials)."""
+        """A presigned URL for *path* (made locally: no request, but maybe credentials).
+
+        For plain objects, which every blob is; a file in segments (an upload
+        in progress) has no URL of its own.
+        """
         try:
             key = self._file_key(path)
             if method not in ("GET", "HEAD"):

@@ -165,7 +165,7 @@ class S3Options:
     #: seconds to open a connection (a dead endpoint fails after about this, per attempt)
     connecttimeout: float = attrs.field(default=3.0, converter=float, validator=_positive)
     #: seconds of silence on an open connection before the request fails
-    readtimeout: float = attrs.field(default=20.0, converter=float, validator=_positive)
+    readtimeout: float = attrs.field(default=10.0, converter=float, validator=_positive)
     #: attempts per request, the first included (boto3's "standard" retry mode)
     maxattempts: int = attrs.field(default=2, converter=to_int, validator=_between(1, 10))
     #: connections kept open to S3 (at least the pool's threads plus open readers)
