@@ -37,6 +37,21 @@ class InvalidPath(StorageError):
     """The path is not a clean absolute logical path."""
 
 
+class StorageUnavailable(StorageError):
+    """The storage cannot be reached or is failing (S3 down, slow or answering 5xx).
+
+    Not the client's doing and usually temporary: the web layer answers 503
+    and ``/health`` quotes the message, which names the storage (its endpoint
+    and bucket) and the reason.  Nothing is remembered: the next call tries
+    again, so service comes back by itself.
+    """
+
+    def __init__(self, storage: str, reason: str) -> None:
+        super().__init__(f"{storage} is unavailable: {reason}")
+        self.storage = storage
+        self.reason = reason
+
+
 def check_path(path: str) -> str:
     """Return *path* if it is a clean absolute logical path, else raise :class:`InvalidPath`.
 
@@ -173,3 +188,19 @@ class IStorageDriver(Interface):
         respect to other appenders, including other processes.  Used for journals.
 
         A *line* containing ``b"\\n"`` fails with ValueError."""
+
+
+class IRedirectingDriver(Interface):
+    """An optional capability: content that clients may fetch from the storage itself.
+
+    Distribution's ``storage.redirect`` (on unless ``redirect.disable``): a blob
+    GET is answered with a redirect to a URL the storage serves (an S3
+    presigned URL), so the bytes do not pass through the registry.
+    """
+
+    def url_for(path: str, expires: float, method: str = "GET") -> Deferred[str]:
+        """A URL that serves *path* to anyone holding it for *expires* seconds.
+
+        *method* is ``"GET"`` or ``"HEAD"``.  The URL is made without asking
+        the storage whether *path* exists: the caller checks that first.
+        """
