@@ -100,6 +100,8 @@ def _options(path: str) -> Any:
 
 def check_config(path: str) -> int:
     """``paxd check-config``: 0 if the daemon would start with *path*."""
+    from paxd.listeners import endpoint_descriptions
+
     options = _options(path)
     if options is None:
         return 1
@@ -108,7 +110,7 @@ def check_config(path: str) -> int:
         print(f"paxd: warning: {config.source}: {warning}", file=sys.stderr)
     print(
         f"{config.source}: OK ({config.storage.driver} storage, listening on"
-        f" {', '.join(config.endpoint_descriptions())})"
+        f" {', '.join(endpoint_descriptions(config.http))})"
     )
     return 0
 

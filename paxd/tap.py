@@ -22,6 +22,7 @@ from paxd import __version__
 from paxd.access import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
+from paxd.listeners import endpoint_descriptions
 from paxd.memory import MemoryTrimService
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
@@ -208,7 +209,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         access_log=not config.log.accesslog_disabled,
     )
 
-    descriptions = config.endpoint_descriptions()
+    descriptions = endpoint_descriptions(config.http)
     tls = None
     if options["tls"]:
         from paxd.tls.wiring import build_tls
@@ -250,7 +251,7 @@ def check_listeners(config: Config) -> None:
     """
     keys = "http.listen" if config.http.listen else "http.addr"
     for key, descriptions in (
-        (keys, config.endpoint_descriptions()),
+        (keys, endpoint_descriptions(config.http)),
         ("http.redirect", config.http.redirect),
     ):
         for i, description in enumerate(descriptions):

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.web.server import Site
 
 from paxd.config import Config
+from paxd.listeners import endpoint_descriptions
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
 from paxd.tls.certificates import (
     CertificateBundle,
@@ -78,7 +79,7 @@ def expected_hosts(config: Config) -> list[str]:
         hostname = urlsplit(config.http.host).hostname
         if hostname:
             hosts.append(hostname)
-    for description in config.endpoint_descriptions():
+    for description in endpoint_descriptions(config.http):
         for part in description.replace("\\:", "\0").split(":"):
             if part.startswith("interface="):
                 value = part[len("interface=") :].replace("\0", ":")
@@ -93,7 +94,7 @@ def expected_hosts(config: Config) -> list[str]:
 
 def https_port(config: Config) -> int | None:
     """The TLS listener's TCP port, for redirects (``None``: unknown, i.e. the default 443)."""
-    for description in config.endpoint_descriptions():
+    for description in endpoint_descriptions(config.http):
         kind, _, rest = description.partition(":")
         if kind in ("tcp", "tcp6", "ssl"):
             port = rest.split(":", 1)[0]

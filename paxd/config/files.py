@@ -1,0 +1,23 @@
+"""File-system checks at load time: a file the configuration names must be usable now."""
+
+from __future__ import annotations
+
+import os
+
+from paxd.config.context import Context
+
+__all__ = ["readable_file"]
+
+
+def readable_file(ctx: Context, path: str, key: str) -> str:
+    """*path* made absolute, if it is a file this process can read (else fail at *key*)."""
+    full = os.path.abspath(path)
+    if not os.path.exists(full):
+        ctx.fail(key, f"{full} does not exist; create it or correct the path")
+    if os.path.isdir(full):
+        ctx.fail(key, f"{full} is a directory; name the file itself")
+    if not os.access(full, os.R_OK):
+        ctx.fail(
+            key, f"{full} is not readable by this user (uid {os.getuid()}); fix its permissions"
+        )
+    return full
