@@ -174,6 +174,37 @@ def make_api_factory(
     )
 
 
+def listen(config: Config, site: RegistrySite, tls: Any, reactor: Any, top: MultiService) -> None:
+    """One listening service per endpoint: the registry's, and port 80's redirects."""
+    descriptions = endpoint_descriptions(config.http)
+    # One TLS factory for every listener: a renewed certificate reaches them all.
+    # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
+    factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)
+    for description in descriptions:
+        endpoint = serverFromString(reactor, description)
+        StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+        log.info(
+            "listening on {description} ({scheme})",
+            description=description,
+            scheme="https" if tls else "http",
+        )
+    if tls is not None and tls.plain is not None:
+        # Port 80: ACME HTTP-01 and redirects to https, never registry content.
+        for description in config.http.redirect:
+            endpoint = serverFromString(reactor, description)
+            StreamServerEndpointService(endpoint, tls.plain).setServiceParent(top)
+            log.info(
+                "listening on {description} (http: redirects to https)", description=description
+            )
+    if config.auth is None and not all(is_loopback(d) for d in descriptions):
+        log.warn(
+            "NO AUTHENTICATION: {source} has no 'auth' section and paxd listens beyond"
+            " loopback, so anyone who can reach it may push and delete. Add"
+            " auth.htpasswd (see docs/configuration.rst).",
+            source=config.source,
+        )
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """The whole daemon as one service tree."""
     if reactor is None:
@@ -209,38 +240,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         access_log=not config.log.accesslog_disabled,
     )
 
-    descriptions = endpoint_descriptions(config.http)
     tls = None
     if options["tls"]:
         from paxd.tls.wiring import build_tls
 
         tls = build_tls(options["tls"], config, reactor, top, disk)
-    # One TLS factory for every listener: a renewed certificate reaches them all.
-    # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
-    factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)
-    for description in descriptions:
-        endpoint = serverFromString(reactor, description)
-        StreamServerEndpointService(endpoint, factory).setServiceParent(top)
-        log.info(
-            "listening on {description} ({scheme})",
-            description=description,
-            scheme="https" if tls else "http",
-        )
-    if tls is not None and tls.plain is not None:
-        # Port 80: ACME HTTP-01 and redirects to https, never registry content.
-        for description in config.http.redirect:
-            endpoint = serverFromString(reactor, description)
-            StreamServerEndpointService(endpoint, tls.plain).setServiceParent(top)
-            log.info(
-                "listening on {description} (http: redirects to https)", description=description
-            )
-    if config.auth is None and not all(is_loopback(d) for d in descriptions):
-        log.warn(
-            "NO AUTHENTICATION: {source} has no 'auth' section and paxd listens beyond"
-            " loopback, so anyone who can reach it may push and delete. Add"
-            " auth.htpasswd (see docs/configuration.rst).",
-            source=config.source,
-        )
+    listen(config, site, tls, reactor, top)
     return top
 
 

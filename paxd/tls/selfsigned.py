@@ -29,6 +29,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from paxd.tls.certificates import utcnow
 
+_IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 __all__ = ["main", "make_ca", "make_server_certificate"]
 
 CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
@@ -178,10 +180,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "paxd cert self-signed") -> int:
-    """``paxd cert self-signed`` / ``paxctl cert self-signed`` (*prog* names it in messages)."""
-    parser = _parser(prog)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+def _names(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[list[str], list[_IP]]:
+    """The DNS names and IP addresses asked for, checked (a bad one is a usage error)."""
     hosts: list[str] = []
     for host in args.host:
         name = host.strip().rstrip(".").lower()
@@ -204,42 +206,40 @@ def main(argv: Sequence[str] | None = None, prog: str = "paxd cert self-signed")
         parser.error("give at least one --host NAME or --ip ADDR (the names clients connect to)")
     if args.days < 1:
         parser.error("--days must be at least 1")
+    return hosts, ips
 
-    out = os.path.abspath(args.out)
-    paths = {name: os.path.join(out, name) for name in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY)}
+
+def _issue(
+    args: argparse.Namespace, paths: dict[str, str], hosts: list[str], ips: list[_IP]
+) -> tuple[x509.Certificate, bool]:
+    """Write the server key and certificate (and a CA unless one is there): (cert, CA reused)."""
     now = utcnow()
-    try:
-        os.makedirs(out, exist_ok=True)
-        for name in (SERVER_CERT, SERVER_KEY):
-            if os.path.exists(paths[name]) and not args.force:
-                print(
-                    f"{prog}: {paths[name]} exists; pass --force to replace it",
-                    file=sys.stderr,
-                )
-                return 1
-        if os.path.exists(paths[CA_CERT]) and os.path.exists(paths[CA_KEY]):
-            with open(paths[CA_CERT], "rb") as f:
-                ca = x509.load_pem_x509_certificate(f.read())
-            with open(paths[CA_KEY], "rb") as f:
-                loaded = serialization.load_pem_private_key(f.read(), password=None)
-            if not isinstance(loaded, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-                raise ValueError(f"{paths[CA_KEY]}: not an EC or RSA key")
-            ca_key: CertificateIssuerPrivateKeyTypes = loaded
-            reused = True
-        else:
-            ca_key = _new_key(args.key_type)
-            ca = make_ca(ca_key, f"paxd CA for {(hosts or [str(ips[0])])[0]}", now)
-            _write(paths[CA_KEY], _pem_key(ca_key), 0o600, args.force)
-            _write(paths[CA_CERT], ca.public_bytes(serialization.Encoding.PEM), 0o644, args.force)
-            reused = False
-        key = _new_key(args.key_type)
-        cert = make_server_certificate(key, ca, ca_key, hosts, ips, now, args.days)
-        _write(paths[SERVER_KEY], _pem_key(key), 0o600, True)
-        _write(paths[SERVER_CERT], cert.public_bytes(serialization.Encoding.PEM), 0o644, True)
-    except (OSError, ValueError) as e:
-        print(f"{prog}: {e}", file=sys.stderr)
-        return 1
+    if os.path.exists(paths[CA_CERT]) and os.path.exists(paths[CA_KEY]):
+        with open(paths[CA_CERT], "rb") as f:
+            ca = x509.load_pem_x509_certificate(f.read())
+        with open(paths[CA_KEY], "rb") as f:
+            loaded = serialization.load_pem_private_key(f.read(), password=None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError(f"{paths[CA_KEY]}: not an EC or RSA key")
+        ca_key: CertificateIssuerPrivateKeyTypes = loaded
+        reused = True
+    else:
+        ca_key = _new_key(args.key_type)
+        ca = make_ca(ca_key, f"paxd CA for {(hosts or [str(ips[0])])[0]}", now)
+        _write(paths[CA_KEY], _pem_key(ca_key), 0o600, args.force)
+        _write(paths[CA_CERT], ca.public_bytes(serialization.Encoding.PEM), 0o644, args.force)
+        reused = False
+    key = _new_key(args.key_type)
+    cert = make_server_certificate(key, ca, ca_key, hosts, ips, now, args.days)
+    _write(paths[SERVER_KEY], _pem_key(key), 0o600, True)
+    _write(paths[SERVER_CERT], cert.public_bytes(serialization.Encoding.PEM), 0o644, True)
+    return cert, reused
 
+
+def _explain(
+    paths: dict[str, str], hosts: list[str], ips: list[_IP], cert: x509.Certificate, reused: bool
+) -> None:
+    """Tell the operator what was written, how to configure paxd and how to trust the CA."""
     names = ", ".join([*hosts, *map(str, ips)])
     first = (hosts or [str(ips[0])])[0]
     server = f"[{first}]" if ":" in first else first
@@ -264,6 +264,26 @@ def main(argv: Sequence[str] | None = None, prog: str = "paxd cert self-signed")
         "  RHEL/Fedora:   cp ca.crt /etc/pki/ca-trust/source/anchors/paxd-ca.crt && update-ca-trust"
     )
     print(f"  check:         curl --cacert {paths[CA_CERT]} https://{server}/health")
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "paxd cert self-signed") -> int:
+    """``paxd cert self-signed`` / ``paxctl cert self-signed`` (*prog* names it in messages)."""
+    parser = _parser(prog)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    hosts, ips = _names(parser, args)
+    out = os.path.abspath(args.out)
+    paths = {name: os.path.join(out, name) for name in (CA_CERT, CA_KEY, SERVER_CERT, SERVER_KEY)}
+    try:
+        os.makedirs(out, exist_ok=True)
+        for name in (SERVER_CERT, SERVER_KEY):
+            if os.path.exists(paths[name]) and not args.force:
+                print(f"{prog}: {paths[name]} exists; pass --force to replace it", file=sys.stderr)
+                return 1
+        cert, reused = _issue(args, paths, hosts, ips)
+    except (OSError, ValueError) as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    _explain(paths, hosts, ips, cert, reused)
     return 0
 
 

@@ -168,6 +168,19 @@ def build_tls(
         )
         return BuiltTLS(tls=tls, plain=plain, files=files)
 
+    return _build_acme(prepared, config, reactor, parent, acme_verify)
+
+
+def _build_acme(
+    prepared: PreparedTLS,
+    config: Config,
+    reactor: Any,
+    parent: MultiService,
+    acme_verify: bool | str,
+) -> BuiltTLS:
+    """The ACME issuing services (``http.tls.letsencrypt``) under *parent*."""
+    tls_config = config.http.tls
+    assert tls_config is not None
     le = tls_config.letsencrypt
     assert le is not None
     alpn = TLSALPN01Responder()
