@@ -148,7 +148,7 @@ class PipedPasswordTests(SynchronousTestCase):
     """``echo PW | paxd htpasswd FILE add USER``: a stdin that is not a terminal is read."""
 
     def setUp(self) -> None:
-        directory = self.mktemp()
+        directory = os.path.abspath(self.mktemp())
         os.mkdir(directory)
         self.path = os.path.join(directory, "htpasswd")
 
