@@ -222,7 +222,7 @@ def is_version_label(label: str) -> bool:
 
 
 def is_version_tag(tag: str) -> bool:
-    """A plain version tag: a version label without a group (not ``lts__1.0``, ``1.x``, ``latest``)."""
+    """A plain version tag: a version label without a group (not ``lts__1.0``, ``1.x``)."""
     return "__" not in tag and is_version_label(tag)
 
 
