@@ -10,14 +10,14 @@ blob storage).  paxctl keeps on top what the library does not know:
   credentials, or a Bearer token fetched from the challenge's realm; from then
   on the header is sent up front, so that large bodies are not sent twice;
 - plain HTTP or HTTPS when the user did not say (``--insecure``);
-- every network failure as one line that says what to do, with the x509
-  diagnosis of :mod:`paxd.client.tlsinfo`.
+- every network failure as one line that says what to do
+  (:mod:`paxd.client.neterrors`, with the x509 diagnosis of
+  :mod:`paxd.client.tlsinfo`).
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -33,11 +33,9 @@ from urllib3.util.retry import Retry
 from paxd import __version__
 from paxd.client.config import Credentials, Server
 from paxd.client.errors import PaxctlError, RegistryAPIError
-from paxd.client.tlsinfo import diagnose
+from paxd.client.neterrors import network_error
 
 USER_AGENT = f"paxctl/{__version__}"
-#: SSL reasons meaning the other side answered in plain HTTP
-_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 #: a request whose connection broke before any answer is sent once more (its body rewound);
 #: connecting is retried twice, with a short back-off
 RETRY = Retry(
@@ -129,28 +127,6 @@ def api_error(resp: Response, what: str = "") -> RegistryAPIError:
     if what:
         message = f"{message} ({what})" if message else what
     return RegistryAPIError(message, code, resp.status)
-
-
-def root_causes(e: BaseException) -> Iterator[BaseException]:
-    """*e* and what it wraps (``requests`` → ``urllib3`` → ``ssl``/``socket``), outermost first."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [e]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        inner = [a for a in current.args if isinstance(a, BaseException)]
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            inner.append(reason)
-        inner += [x for x in (current.__cause__, current.__context__) if x is not None]
-        todo.extend(inner)
-
-
-def _first(e: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> Any:
-    return next((c for c in root_causes(e) if isinstance(c, kind)), None)
 
 
 class _BodyReader:
@@ -298,39 +274,7 @@ class Transport:
         )
 
     def _network_error(self, e: BaseException, host: str, port: int) -> PaxctlError:
-        where = f"{host}:{port}"
-        verify = _first(e, ssl.SSLCertVerificationError)
-        if verify is not None:
-            return PaxctlError(diagnose(verify, host, port, self.server.key, min(self.timeout, 10)))
-        tls = _first(e, ssl.SSLError)
-        if tls is not None:
-            if any(r in str(tls) for r in _PLAIN_HTTP_REASONS):
-                error = PaxctlError(
-                    f"{where} answers plain HTTP, not HTTPS: use http://{self.server.key} or"
-                    " --insecure (the vendor CLI's flag for plain HTTP)"
-                )
-            else:
-                error = PaxctlError(
-                    f"TLS handshake with {where} failed ({tls.reason or tls}): if the registry"
-                    f" speaks plain HTTP, use http://{self.server.key} or --insecure"
-                )
-            error.tls_failed = True
-            return error
-        resolve = _first(e, socket.gaierror)
-        if resolve is not None:
-            return PaxctlError(f"cannot resolve {host}: {resolve.strerror or resolve}")
-        if _first(e, ConnectionRefusedError) is not None:
-            return PaxctlError(
-                f"cannot connect to {where}: connection refused (is the registry running?)"
-            )
-        if isinstance(e, requests.Timeout) or _first(e, (TimeoutError, socket.timeout)):
-            return PaxctlError(f"timed out talking to {where}")
-        if isinstance(e, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
-            inner = _first(e, OSError)
-            if inner is not None and not isinstance(inner, requests.RequestException):
-                return PaxctlError(f"network error talking to {where}: {inner.strerror or inner}")
-            return PaxctlError(f"{where} broke off the exchange: is it a registry?")
-        return PaxctlError(f"error talking to {where}: {e}")
+        return network_error(e, host, port, self.server.key, min(self.timeout, 10))
 
     def _send(
         self, method: str, url: str, headers: dict[str, str], body: Any, stream: bool
