@@ -94,11 +94,14 @@ def find_logo(chart: Chart, given: Path | None) -> Logo:
     parts = urlsplit(icon)
     data: bytes | None
     if parts.scheme == "file":
-        path = Path(unquote(parts.path))
-        if not path.is_absolute():
+        if parts.netloc and parts.netloc != "localhost":
+            # file://files/icon.png: a path of the chart written as a URL
             data = chart_file(chart, unquote(parts.netloc + parts.path))
-        else:
+        elif parts.path.startswith("/"):
+            path = Path(unquote(parts.path))
             data = path.read_bytes() if path.is_file() else None
+        else:
+            data = chart_file(chart, unquote(parts.path))
     elif parts.scheme:
         raise ChartError(
             f"the chart's icon is {icon}, not a local file (paxctl does not download it);"
