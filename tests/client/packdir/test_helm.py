@@ -243,7 +243,7 @@ class BuildCommandTests(CLITestCase):
         status, _, err = self.paxctl("pack", "build", str(chart), str(self.tmp / "out"))
         self.assertEqual(status, 1)
         self.assertIn("paxctl: the chart's icon is https://example.com/i.png", err)
-        self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["cfg", "hello-web-src"][1:])
+        self.assertEqual(sorted(p.name for p in self.tmp.iterdir()), ["hello-web-src"])
 
     def test_target_must_be_new_or_empty(self) -> None:
         (self.tmp / "out").mkdir()
