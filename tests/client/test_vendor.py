@@ -168,6 +168,29 @@ class WrongAnswersTests(PaxctlCase):
 
     kind = "paxd"
 
+    async def test_registry_login_with_a_scheme(self) -> None:
+        """``registry login http://HOST:PORT`` works (the vendor's CLI fails it)."""
+        daemon = await self.start()
+        result = await self.ok(
+            "registry",
+            "login",
+            f"http://{daemon.host}",
+            "--username",
+            "admin",
+            "--password-stdin",
+            "-d",
+            stdin=ADMIN[1] + "\n",
+        )
+        self.assertEqual(result.stdout, "Login Succeeded\n")
+        config = json.loads((self.home / ".spectro" / "config.json").read_text())
+        self.assertEqual(list(config["auths"]), [daemon.host])
+        self.assertTrue(config["auths"][daemon.host]["plainHttp"])
+        await self.ok("pack", "ls")
+        await self.ok("registry", "logout")
+        self.assertEqual(
+            json.loads((self.home / ".spectro" / "config.json").read_text())["auths"], {}
+        )
+
     async def test_labels_parents_and_rm(self) -> None:
         daemon = await self.start()
         await self.login(daemon)
