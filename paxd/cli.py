@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="configuration file")
     sub.add_parser(
         "htpasswd",
-        help="add, change, remove and list htpasswd (bcrypt) users",
+        help="add, change, remove and list htpasswd (bcrypt) users; the password from"
+        " --password-stdin or a piped standard input (echo PW | paxd htpasswd FILE add USER)",
         add_help=False,
         description="See 'paxd htpasswd --help'.",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 
 from twisted.trial.unittest import TestCase
 
@@ -60,6 +61,8 @@ class PaxdCommandTests(TestCase):
 
     def test_htpasswd_is_handed_on(self) -> None:
         path = self.mktemp()
+        # an empty standard input (not the test runner's, which may be a pipe): generate one
+        self.patch(sys, "stdin", io.StringIO(""))
         status, _, _ = _run(["htpasswd", path, "add", "alice"])
         self.assertEqual(status, 0)
         with open(path) as f:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import stat
 import sys
 import tempfile
 from typing import TextIO
@@ -41,7 +42,8 @@ def _user_and_password_arguments(p: argparse.ArgumentParser, cost: bool) -> None
     p.add_argument(
         "--password-stdin",
         action="store_true",
-        help="read the password from the first line of standard input",
+        help="read the password from the first line of standard input (as docker and skopeo"
+        " do); without it, a standard input that is not a terminal is read all the same",
     )
     if cost:
         p.add_argument(
@@ -60,10 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         " bcrypt hashes ($2y$, as 'htpasswd -B' writes them). Users named in the registry's"
         " auth.htpasswd.admins may push and delete; every other user may only read. A running"
         " paxd picks up changes within a second.",
-        epilog="Passwords are read from standard input with --password-stdin (one line). Without"
-        " it, 'add' and 'set' generate a random password and print it, the only time a password"
-        " is ever printed; 'verify' prompts for one. Exit codes: 0 success, 1 failure (no such"
-        " user, user exists, wrong password, unreadable or malformed file), 2 usage error.",
+        epilog="Passwords: the first line of standard input, with --password-stdin or whenever"
+        " standard input is not a terminal (echo PW | paxd htpasswd FILE add USER). With"
+        " standard input a terminal (or empty, such as /dev/null), 'add' and 'set' generate a"
+        " random password and print it, the only time a password is ever printed; 'verify'"
+        " prompts for one. Exit codes: 0 success, 1 failure (no such user, user exists, wrong"
+        " password, unreadable or malformed file, an empty password line), 2 usage error.",
     )
     parser.add_argument("file", metavar="FILE", help="the htpasswd file (created if missing)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -119,9 +123,43 @@ def _read_password(stdin: TextIO) -> bytes:
     return password
 
 
+def _is_terminal_or_null(stdin: TextIO) -> bool:
+    """True for a terminal, and for a character device such as ``/dev/null``: nothing to read."""
+    if stdin.isatty():
+        return True
+    try:
+        fd = stdin.fileno()
+    except (OSError, ValueError):  # an in-memory stream: read it
+        return False
+    try:
+        return stat.S_ISCHR(os.fstat(fd).st_mode)
+    except OSError:
+        return True
+
+
+def _piped_password(stdin: TextIO) -> bytes | None:
+    """The first line of a standard input that is not a terminal; None if there is none.
+
+    ``echo PW | paxd htpasswd FILE add USER`` means PW; an input that ends at
+    once (``< /dev/null``, an empty pipe) means "generate one".
+    """
+    if _is_terminal_or_null(stdin):
+        return None
+    line = stdin.readline()
+    if not line:
+        return None
+    password = line.rstrip("\r\n").encode("utf-8")
+    if not password:
+        raise CommandError("the password line on standard input is empty")
+    return password
+
+
 def _new_password(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> bytes:
+    piped = None if args.password_stdin else _piped_password(stdin)
     if args.password_stdin:
         password = _read_password(stdin)
+    elif piped is not None:
+        password = piped
     else:
         generated = generate_password()
         print(f"generated password for {args.user}: {generated}", file=stdout)
@@ -203,8 +241,11 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
     if command == "verify":
         if index is None:
             raise CommandError(f"no user {user!r} in {path}")
+        piped = None if args.password_stdin else _piped_password(stdin)
         if args.password_stdin:
             password = _read_password(stdin)
+        elif piped is not None:
+            password = piped
         else:
             password = getpass.getpass(f"password for {user}: ").encode("utf-8")
         hashed = lines[index].strip().partition(b":")[2].strip()

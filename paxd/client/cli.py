@@ -9,27 +9,41 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeAlias
+
+import attrs
 
 from paxd import __version__
 from paxd.client import commands
+from paxd.client.build import add_build_command
 from paxd.client.check import check
 from paxd.client.config import CredentialStore
 from paxd.client.errors import PaxctlError
 from paxd.client.progress import Progress
 
 DESCRIPTION = """\
-paxctl: push, pull, list and tag packs in a pack registry (paxd, the vendor's
-registry, or any OCI registry such as Docker distribution).
+paxctl: build, push, pull, list and tag packs in a pack registry (paxd, the
+vendor's registry, or any OCI registry such as Docker distribution). Scripts
+written for the vendor's `spectro` CLI run with only the program name changed.
 
 A pack is a directory with pack.json, values.yaml and a logo; see
-`paxctl pack validate --help`. Credentials are stored by `paxctl login` in
-~/.config/paxctl/config.json; ~/.spectro/config.json is read too.
+`paxctl pack validate --help`, or make one from a Helm chart with
+`paxctl pack build`.
+
+files: -s/--home DIR (default ~/.spectro, the vendor CLI's) holds config.json
+(credentials, written 0600 by `registry login`, unencrypted, in the vendor
+CLI's format) and certs.d/SERVER/ca.crt (CAs, written by --ca-cert). Read as
+well: /etc/spectro/certs.d/SERVER/ca.crt and, with the default home only,
+what earlier paxctl wrote (~/.config/paxctl/config.json and certs.d).
+Interrupted uploads are resumed from ~/.cache/paxctl/uploads.
+PAXCTL_USERNAME and PAXCTL_PASSWORD give credentials without a login.
 """
 
 EPILOG = """\
 examples:
-  paxctl login registry.example.com:5000 --username admin --default
+  paxctl registry login registry.example.com:5000 --username admin --default
+  paxctl pack build ./charts/cert-manager ./cert-manager --addon-type security
   paxctl pack validate ./cni-calico
   paxctl pack push ./cni-calico
   paxctl pack ls --name calico
@@ -37,12 +51,23 @@ examples:
   paxctl pack tag add cni-calico:3.26.0 recommended --group stable
   paxctl check registry.example.com:5000
 
-exit status: 0 ok, 1 failure, 2 usage error.
+exit status: 0 ok, 1 failure, 2 usage error, 130 interrupted.
 """
 
 Handler = Callable[[commands.Context, Any], int]
 #: what ``add_subparsers`` returns (argparse's own name for it; generic only in typeshed)
 _Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+#: ``-s/--home`` after any command too (the vendor CLI's flags go anywhere)
+HOME_OPTION = argparse.ArgumentParser(add_help=False)
+HOME_OPTION.add_argument(
+    "-s",
+    "--home",
+    metavar="DIR",
+    default=argparse.SUPPRESS,
+    help="where config.json and certs.d are (default ~/.spectro)",
+)
 
 
 def _registry_options(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +77,10 @@ def _registry_options(parser: argparse.ArgumentParser) -> None:
         dest="registry",
         metavar="SERVER",
         help="the registry (host:port or https://host:port); default: the one"
-        " `login --default` set",
+        " `registry login --default` set",
     )
     parser.add_argument(
+        "-i",
         "--insecure",
         action="store_true",
         help="accept plain HTTP and certificates that do not verify",
@@ -63,7 +89,7 @@ def _registry_options(parser: argparse.ArgumentParser) -> None:
         "--ca-cert",
         metavar="FILE",
         help="trust this CA (PEM) for the registry, besides /etc/spectro/certs.d/SERVER/ca.crt"
-        " and ~/.config/paxctl/certs.d/SERVER/ca.crt",
+        " and HOME/certs.d/SERVER/ca.crt",
     )
 
 
@@ -74,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paxctl", description=DESCRIPTION, epilog=EPILOG, formatter_class=formatter
     )
     parser.add_argument("--version", action="version", version=f"paxctl {__version__}")
+    parser.add_argument(
+        "-s",
+        "--home",
+        metavar="DIR",
+        default=None,
+        help="where config.json and certs.d are read and written (default ~/.spectro)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     _add_login_commands(sub, formatter)
@@ -82,17 +115,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_login_commands(sub: _Commands, formatter: type[argparse.HelpFormatter]) -> None:
-    """``login`` and ``logout``."""
-    p = sub.add_parser(
-        "login",
-        help="check and store credentials for a registry",
-        description="Check the credentials against the registry's /v1/ (or /v2/), then store"
-        " them in ~/.config/paxctl/config.json (mode 0600, unencrypted, in the vendor CLI's"
-        " format). The first server logged in to becomes the default.",
-        formatter_class=formatter,
+LOGIN_DESCRIPTION = (
+    "Check the credentials against the registry's /v1/ (or /v2/), then store them in"
+    " HOME/config.json (default ~/.spectro/config.json; mode 0600, unencrypted, in the vendor"
+    " CLI's format). The first server logged in to becomes the default. A server given as"
+    " http://HOST:PORT is plain HTTP; https://HOST:PORT is HTTPS; HOST:PORT alone is HTTPS,"
+    " or plain HTTP with --insecure if that is what the port speaks."
+)
+
+
+def _login_arguments(p: argparse.ArgumentParser, server_required: bool) -> None:
+    """The options of ``login`` and ``registry login`` (the vendor's, and paxctl's own)."""
+    p.add_argument(
+        "server",
+        metavar="SERVER",
+        nargs=None if server_required else "?",
+        help="host:port, http://host:port or https://host:port"
+        + ("" if server_required else " (default: the default registry)"),
     )
-    p.add_argument("server", metavar="SERVER", help="host:port, or https://host:port")
     p.add_argument("-u", "--username", help="the user (asked for on a terminal if omitted)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument(
@@ -101,21 +141,60 @@ def _add_login_commands(sub: _Commands, formatter: type[argparse.HelpFormatter])
         help="the password (insecure: visible to other users; prefer --password-stdin)",
     )
     p.add_argument(
-        "--insecure", action="store_true", help="accept plain HTTP and unverified certificates"
+        "-i",
+        "--insecure",
+        action="store_true",
+        help="accept plain HTTP and unverified certificates (remembered for SERVER)",
     )
     p.add_argument(
         "--ca-cert",
         metavar="FILE",
-        help="trust this CA (PEM) for SERVER; it is copied to"
-        " ~/.config/paxctl/certs.d/SERVER/ca.crt",
+        help="trust this CA (PEM) for SERVER; it is copied to HOME/certs.d/SERVER/ca.crt",
     )
-    p.add_argument("--default", action="store_true", help="make SERVER the default registry")
+    p.add_argument("-d", "--default", action="store_true", help="make SERVER the default registry")
     p.set_defaults(handler=commands.login)
 
-    p = sub.add_parser(
+
+def _add_login_commands(sub: _Commands, formatter: type[argparse.HelpFormatter]) -> None:
+    """``registry login|logout``, and ``login`` and ``logout`` (the same, shorter)."""
+    registry = sub.add_parser(
+        "registry",
+        help="log in to a registry, or out ('paxctl registry login --help')",
+        description="The vendor CLI's `registry login` and paxctl's `registry logout`.",
+    )
+    rsub = registry.add_subparsers(dest="registry_command", metavar="COMMAND", required=True)
+    p = rsub.add_parser(
+        "login",
+        help="check and store credentials for a registry",
+        description=LOGIN_DESCRIPTION,
+        formatter_class=formatter,
+        parents=[HOME_OPTION],
+    )
+    _login_arguments(p, server_required=False)
+    p = rsub.add_parser(
         "logout",
         help="forget the credentials of a registry",
-        description="Remove SERVER's credentials from ~/.config/paxctl/config.json.",
+        description="Remove SERVER's credentials from HOME/config.json (and from the file an"
+        " earlier paxctl wrote, ~/.config/paxctl/config.json).",
+        parents=[HOME_OPTION],
+    )
+    p.add_argument("server", metavar="SERVER", nargs="?", help="default: the default registry")
+    p.set_defaults(handler=commands.logout)
+
+    p = sub.add_parser(
+        "login",
+        help="the same as `registry login`",
+        description=LOGIN_DESCRIPTION,
+        formatter_class=formatter,
+        parents=[HOME_OPTION],
+    )
+    _login_arguments(p, server_required=True)
+    p = sub.add_parser(
+        "logout",
+        help="the same as `registry logout`",
+        description="Remove SERVER's credentials from HOME/config.json (and from the file an"
+        " earlier paxctl wrote, ~/.config/paxctl/config.json).",
+        parents=[HOME_OPTION],
     )
     p.add_argument("server", metavar="SERVER", nargs="?", help="default: the default registry")
     p.set_defaults(handler=commands.logout)
@@ -130,9 +209,11 @@ def _add_other_commands(sub: _Commands) -> None:
         " to the console: DNS, TCP, the TLS certificate (issuer, names against the one used,"
         " expiry, the chain from server to root), /health, credentials, and whether the user"
         " can read and write. Each failure says what to do. Exit 1 if anything failed.",
+        parents=[HOME_OPTION],
     )
     p.add_argument("server", metavar="SERVER", nargs="?", help="default: the default registry")
     p.add_argument(
+        "-i",
         "--insecure",
         action="store_true",
         help="go on past certificate failures (reported as warnings)",
@@ -148,7 +229,7 @@ def _add_other_commands(sub: _Commands) -> None:
     )
     cert.add_argument("action", choices=["self-signed"], help="what to make")
 
-    p = sub.add_parser("version", help="print paxctl's version")
+    p = sub.add_parser("version", help="print paxctl's version (as --version)")
     p.set_defaults(handler=commands.version)
 
 
@@ -156,11 +237,12 @@ def _add_pack_commands(sub: _Commands) -> None:
     """``pack`` and its commands."""
     pack = sub.add_parser(
         "pack",
-        help="validate, push, pull, list, tag and delete packs",
+        help="build, validate, push, pull, list, tag and delete packs",
         description="Work with packs. A pack is an OCI artifact in the repository named after"
         " pack.json's name, tagged with its version (docs/pack-format.rst).",
     )
     psub = pack.add_subparsers(dest="pack_command", metavar="COMMAND", required=True)
+    add_build_command(psub, [HOME_OPTION], _registry_options)
     _add_pack_transfer_commands(psub)
     _add_pack_listing_commands(psub)
     _add_pack_tag_commands(psub)
@@ -189,6 +271,7 @@ def _add_pack_transfer_commands(psub: _Commands) -> None:
         " different content is refused unless --force (with --message, recorded in the"
         " manifest). Blobs over 16 MiB go in 8 MiB chunks; an interrupted push resumes when"
         " run again.",
+        parents=[HOME_OPTION],
     )
     p.add_argument("dir", metavar="DIR", help="the pack's directory")
     _registry_options(p)
@@ -207,7 +290,11 @@ def _add_pack_transfer_commands(psub: _Commands) -> None:
         "pull",
         help="download a pack into a directory",
         description="Download a pack, verify every digest, and write the directory back exactly as"
-        " it was pushed. Without a tag, the newest version. DIR must not exist or be empty.",
+        " it was pushed. Without a tag, the newest version: the highest release by"
+        " semantic-version precedence (a pre-release only when there is no release), the"
+        " version the registry's parent tag points at; labels such as latest never count."
+        " NAME:1.x pulls what the parent tag 1.x points at. DIR must not exist or be empty.",
+        parents=[HOME_OPTION],
     )
     p.add_argument("ref", metavar="NAME[:TAG|@DIGEST]", help="the pack and version")
     p.add_argument("dir", metavar="DIR", help="where to write the pack")
@@ -220,11 +307,17 @@ def _add_pack_listing_commands(psub: _Commands) -> None:
     p = psub.add_parser(
         "ls",
         help="list the packs in the registry",
-        description="List packs with their versions, layer and display name (walks the catalog and"
-        " each repository's tags; repositories that are not packs are left out).",
+        description="List packs with their versions, their other tags (labels such as latest,"
+        " group tags such as lts__1.2.3, parent tags such as 1.x, each with the version it"
+        " points at), layer and display name. Walks the catalog and each repository's tags;"
+        " repositories that are not packs are left out.",
+        parents=[HOME_OPTION],
     )
     p.add_argument(
-        "--name", metavar="FILTER", help="only names containing FILTER (or matching a glob)"
+        "-n",
+        "--name",
+        metavar="FILTER",
+        help="only names containing FILTER (or matching a glob)",
     )
     p.add_argument("-o", "--output", choices=("table", "json"), default="table", help="the format")
     _registry_options(p)
@@ -234,7 +327,9 @@ def _add_pack_listing_commands(psub: _Commands) -> None:
         "rm",
         help="delete a pack version",
         description="Delete a pack version: its manifest, so every tag pointing at it. The registry"
-        " must allow deletes (storage.delete.enabled).",
+        " must allow deletes (storage.delete.enabled). A parent tag (NAME:1.x) is refused:"
+        " it names whichever version is newest, so say which version (NAME:1.4.2).",
+        parents=[HOME_OPTION],
     )
     p.add_argument("ref", metavar="NAME:TAG|NAME@DIGEST", help="the version to delete")
     _registry_options(p)
@@ -254,6 +349,7 @@ def _add_pack_tag_commands(psub: _Commands) -> None:
         help="tag a pack version with a label",
         description="Point LABEL (or GROUP__LABEL with --group) at the version NAME:TAG points at."
         " An existing label is moved.",
+        parents=[HOME_OPTION],
     )
     p.add_argument("source", metavar="NAME:TAG", help="the version to tag")
     p.add_argument("label", metavar="LABEL", help="the new tag")
@@ -265,6 +361,7 @@ def _add_pack_tag_commands(psub: _Commands) -> None:
         help="delete one tag",
         description="Delete one tag; the version and its other tags stay. (Docker distribution"
         " cannot delete single tags: use `paxctl pack rm` there.)",
+        parents=[HOME_OPTION],
     )
     p.add_argument("ref", metavar="NAME:TAG", help="the tag to delete")
     _registry_options(p)
@@ -280,6 +377,8 @@ def run(argv: list[str] | None, ctx: commands.Context) -> int:
         return int(e.code or 0)
     handler: Handler = args.handler
     try:
+        if getattr(args, "home", None):
+            ctx = attrs.evolve(ctx, store=CredentialStore.for_home(Path(args.home)))
         return handler(ctx, args)
     except PaxctlError as e:
         ctx.stderr.write(f"paxctl: {e}\n")
@@ -307,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         stdout=sys.stdout,
         stderr=sys.stderr,
         stdin=sys.stdin,
-        store=CredentialStore(),
+        store=CredentialStore.for_home(None),
         progress=Progress(sys.stderr),
     )
     try:

@@ -33,7 +33,14 @@ from paxd.client.registry import RegistryClient
 from paxd.client.transport import Transport
 from paxd.oci import OCI_MANIFEST
 from paxd.packs.format import GROUP_RE, MESSAGE_ANNOTATION, join_tag, split_tag
-from paxd.packs.versions import newest, tag_order
+from paxd.packs.versions import (
+    compute_parents,
+    is_parent_tag,
+    is_version_tag,
+    newest,
+    parent_tags,
+    tag_order,
+)
 from paxd.registry.reference import NAME_RE, TAG_RE
 
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -150,17 +157,12 @@ def parse_ref(text: str, need_reference: bool = False) -> Ref:
     return Ref(name, tag, digest)
 
 
-def is_version_tag(tag: str) -> bool:
-    """A plain version tag: not a group's (``g__v``) nor a parent tag (``1.x``)."""
-    return "__" not in tag and not tag.endswith(".x")
-
-
 # -- login / logout ---------------------------------------------------------------------
 
 
 def login(ctx: Context, args: Any) -> int:
-    """``paxctl login``: check the credentials, then store them."""
-    server = parse_server(args.server)
+    """``paxctl registry login`` (and ``login``): check the credentials, then store them."""
+    server = resolve_server(ctx, args.server)
     username = args.username
     if not username:
         if not ctx.stdin.isatty():
@@ -382,6 +384,32 @@ def _matches(name: str, pattern: str | None) -> bool:
     return pattern in name
 
 
+def _pack_row(client: RegistryClient, repo: str, tags: list[str]) -> dict[str, Any] | None:
+    """One pack's row of ``pack ls``, or None if *repo* holds no pack."""
+    plain = [t for t in tags if not is_parent_tag(t)]
+    probe = newest_version(tags) or (sorted(plain, key=tag_order)[-1] if plain else None)
+    if probe is None:
+        return None
+    found = client.get_manifest(repo, probe, missing_ok=True)
+    if found is None:
+        return None
+    try:
+        summary = parse_pack_manifest(found.content).summary()
+    except ManifestError:
+        return None  # not a pack (a container image, say)
+    return {
+        "name": repo,
+        "displayName": summary.get("displayName", ""),
+        "layer": summary.get("layer", ""),
+        # versions apart from the tags naming them: labels, groups' tags, parent tags
+        "versions": sorted((t for t in tags if is_version_tag(t)), key=tag_order),
+        "labels": sorted((t for t in plain if not is_version_tag(t)), key=tag_order),
+        "parents": sorted((t for t in tags if is_parent_tag(t)), key=tag_order),
+        "tags": sorted(tags, key=tag_order),
+        "latest": {"tag": probe, "digest": found.digest},
+    }
+
+
 def list_packs(ctx: Context, args: Any) -> int:
     """``paxctl pack ls``: walk catalog and tags; a table or JSON."""
     client = client_for(ctx, args)
@@ -395,38 +423,20 @@ def list_packs(ctx: Context, args: Any) -> int:
             if e.status == 404:
                 continue  # deleted between the catalog and now
             raise
-        if not tags:
-            continue
-        probe = newest_version(tags) or newest(tags)
-        assert probe is not None
-        found = client.get_manifest(repo, probe, missing_ok=True)
-        if found is None:
-            continue
-        try:
-            summary = parse_pack_manifest(found.content).summary()
-        except ManifestError:
-            continue  # not a pack (a container image, say)
-        rows.append(
-            {
-                "name": repo,
-                "displayName": summary.get("displayName", ""),
-                "layer": summary.get("layer", ""),
-                "versions": sorted((t for t in tags if is_version_tag(t)), key=tag_order),
-                "tags": sorted(tags, key=tag_order),
-                "latest": {"tag": probe, "digest": found.digest},
-            }
-        )
+        row = _pack_row(client, repo, tags) if tags else None
+        if row is not None:
+            rows.append(row)
     if args.output == "json":
         ctx.out(json.dumps(rows, indent=2))
         return 0
-    table = [("NAME", "LAYER", "VERSIONS", "DISPLAY NAME")]
+    table = [("NAME", "LAYER", "VERSIONS", "TAGS", "DISPLAY NAME")]
     for row in rows:
-        others = [t for t in row["tags"] if not is_version_tag(t)]
-        versions = ", ".join(row["versions"]) + (f" (+{len(others)} tags)" if others else "")
-        table.append((row["name"], row["layer"], versions, row["displayName"]))
-    widths = [max(len(r[i]) for r in table) for i in range(3)]
+        others = ", ".join([*row["labels"], *row["parents"]]) or "-"
+        versions = ", ".join(row["versions"]) or "-"
+        table.append((row["name"], row["layer"] or "-", versions, others, row["displayName"]))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
     for r in table:
-        ctx.out("  ".join(v.ljust(w) for v, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+        ctx.out("  ".join(v.ljust(w) for v, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
     return 0
 
 
@@ -478,10 +488,35 @@ def tag_delete(ctx: Context, args: Any) -> int:
     return 0
 
 
+def _parent_target(client: RegistryClient, name: str, parent: str, digest: str) -> str | None:
+    """The version tag the parent tag *parent* points at (same digest), newest first."""
+    tags = client.tags(name)
+    expected = compute_parents(tags).get(parent)
+    line = [t for t in tags if parent in parent_tags(t)]
+    line.sort(key=tag_order, reverse=True)
+    for tag in ([expected] if expected else []) + [t for t in line if t != expected]:
+        if client.manifest_digest(name, tag) == digest:
+            return tag
+    return None
+
+
 def remove(ctx: Context, args: Any) -> int:
     """``paxctl pack rm``: delete a pack version (its manifest, so all its tags)."""
     ref = parse_ref(args.ref, need_reference=True)
     client = client_for(ctx, args)
+    if ref.tag is not None and is_parent_tag(ref.tag):
+        # a parent tag names "the newest of a line": deleting through it would delete
+        # whichever version that is today
+        digest = client.manifest_digest(ref.name, ref.tag)
+        if digest is None:
+            raise PaxctlError(f"{ref} does not exist", "MANIFEST_UNKNOWN")
+        target = _parent_target(client, ref.name, ref.tag, digest)
+        which = f"{ref.name}:{target}" if target else f"{ref.name}@{digest}"
+        raise PaxctlError(
+            f"{ref} is a parent tag: it points at {target or digest}, the newest version of"
+            f" its line; not deleted: to delete that version, say so: `paxctl pack rm {which}`",
+            "DENIED",
+        )
     digest = ref.digest
     if digest is None:
         assert ref.tag is not None
@@ -501,6 +536,7 @@ def version(ctx: Context, args: Any) -> int:
 
 __all__ = [
     "Context",
+    "is_version_tag",
     "list_packs",
     "login",
     "logout",

@@ -5,10 +5,16 @@ The credentials file has the vendor CLI's shape::
     {"auths": {"<host:port>": {"auth": "<base64 user:password>", "insecure": true}},
      "defaultRegistry": "<host:port>"}
 
-paxctl keeps its own in ``~/.config/paxctl/config.json`` (mode 0600) and falls
-back to the vendor's ``~/.spectro/config.json`` for servers it does not know.
-A CA for a server is trusted from ``/etc/spectro/certs.d/<SERVER>/ca.crt``
-(as the vendor CLI does) and ``~/.config/paxctl/certs.d/<SERVER>/ca.crt``.
+Where (the *home*, ``-s/--home DIR``, by default ``~/.spectro`` as the
+vendor CLI's):
+
+- written: ``HOME/config.json`` (mode 0600, by ``login``) and
+  ``HOME/certs.d/<SERVER>/ca.crt`` (``login --ca-cert``);
+- read: those, then, with the default home only, what paxctl 0.x wrote:
+  ``~/.config/paxctl/config.json`` (``$XDG_CONFIG_HOME``) for servers the
+  home's file does not know, and ``~/.config/paxctl/certs.d``; a ``logout``
+  forgets a server in both files;
+- CAs: also ``/etc/spectro/certs.d/<SERVER>/ca.crt``, as the vendor CLI.
 """
 
 from __future__ import annotations
@@ -42,9 +48,19 @@ def cache_dir() -> Path:
     return Path(base) / "paxctl"
 
 
+def default_home() -> Path:
+    """``~/.spectro``: the vendor CLI's home, and paxctl's by default (``-s/--home``)."""
+    return Path(os.path.expanduser("~")) / ".spectro"
+
+
 def vendor_config_path() -> Path:
-    """The vendor CLI's credentials file, read when ours does not know a server."""
-    return Path(os.path.expanduser("~")) / ".spectro" / "config.json"
+    """The vendor CLI's credentials file, ``~/.spectro/config.json``."""
+    return default_home() / "config.json"
+
+
+def legacy_config_path() -> Path:
+    """Where paxctl 0.x kept credentials (``~/.config/paxctl/config.json``): still read."""
+    return config_dir() / "config.json"
 
 
 @attrs.frozen
@@ -142,15 +158,41 @@ class AuthEntry:
 
 
 class CredentialStore:
-    """paxctl's credentials file, with the vendor's as a read-only fallback.
+    """The credentials file, with a second one read after it (see the module docstring).
 
-    :param path: our file (default ``~/.config/paxctl/config.json``).
-    :param vendor_path: the vendor CLI's file (default ``~/.spectro/config.json``).
+    :param path: the file written (default ``~/.spectro/config.json``).
+    :param vendor_path: a file read for servers *path* does not know (default
+        paxctl 0.x's ``~/.config/paxctl/config.json``); a logout forgets a
+        server there too.
+    :param certs_dirs: more ``certs.d`` directories to trust CAs from, after
+        ``/etc/spectro/certs.d`` and the one beside *path*.
     """
 
-    def __init__(self, path: Path | None = None, vendor_path: Path | None = None) -> None:
-        self.path = path if path is not None else config_dir() / "config.json"
-        self.vendor_path = vendor_path if vendor_path is not None else vendor_config_path()
+    def __init__(
+        self,
+        path: Path | None = None,
+        vendor_path: Path | None = None,
+        certs_dirs: list[Path] | None = None,
+    ) -> None:
+        self.path = path if path is not None else vendor_config_path()
+        self.vendor_path = vendor_path if vendor_path is not None else legacy_config_path()
+        self.certs_dirs = list(certs_dirs or [])
+
+    @classmethod
+    def for_home(cls, home: Path | None) -> CredentialStore:
+        """The store of ``-s/--home`` *home*; None for the default (which reads paxctl 0.x's too).
+
+        An explicit home is read alone: nothing outside it (but ``/etc/spectro/certs.d``).
+        """
+        if home is None:
+            return cls(vendor_config_path(), legacy_config_path(), [config_dir() / "certs.d"])
+        home = home.expanduser()
+        return cls(home / "config.json", home / "config.json")
+
+    @property
+    def home(self) -> Path:
+        """The directory of the credentials file and its ``certs.d``."""
+        return self.path.parent
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
@@ -168,17 +210,20 @@ class CredentialStore:
         """Our file's contents (empty if there is none)."""
         return self._read(self.path)
 
+    def _paths(self) -> tuple[Path, ...]:
+        return (self.path,) if self.vendor_path == self.path else (self.path, self.vendor_path)
+
     def get(self, key: str) -> AuthEntry | None:
-        """The entry for server *key*: ours, else the vendor CLI's."""
-        for path in (self.path, self.vendor_path):
+        """The entry for server *key*: from our file, else the one read after it."""
+        for path in self._paths():
             auths = self._read(path).get("auths")
             if isinstance(auths, dict) and key in auths:
                 return AuthEntry.from_json(auths[key])
         return None
 
     def default(self) -> str | None:
-        """The default registry: ours, else the vendor CLI's."""
-        for path in (self.path, self.vendor_path):
+        """The default registry: from our file, else the one read after it."""
+        for path in self._paths():
             value = self._read(path).get("defaultRegistry")
             if isinstance(value, str) and value:
                 return value
@@ -196,27 +241,31 @@ class CredentialStore:
         self._write(data)
 
     def remove(self, key: str) -> bool:
-        """Forget *key*; true if it was there."""
-        data = self.load()
-        auths = data.get("auths")
-        if not isinstance(auths, dict) or key not in auths:
-            return False
-        del auths[key]
-        if data.get("defaultRegistry") == key:
-            del data["defaultRegistry"]
-        self._write(data)
-        return True
+        """Forget *key* in both files; true if it was in either."""
+        found = False
+        for path in self._paths():
+            data = self._read(path)
+            auths = data.get("auths")
+            if not isinstance(auths, dict) or key not in auths:
+                continue
+            del auths[key]
+            if data.get("defaultRegistry") == key:
+                del data["defaultRegistry"]
+            self._write(data, path)
+            found = True
+        return found
 
-    def _write(self, data: dict[str, Any]) -> None:
+    def _write(self, data: dict[str, Any], path: Path | None = None) -> None:
         # The file holds passwords: created 0600 from the start, replaced atomically.
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        path = path if path is not None else self.path
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
         os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        os.replace(tmp, path)
 
     # -- trusted CAs ----------------------------------------------------------------
 
@@ -224,7 +273,7 @@ class CredentialStore:
         """The CA files trusted for *server*, from the system and the user certs.d."""
         names = [server.key] if server.key == server.host else [server.key, server.host]
         found = []
-        for base in (SYSTEM_CERTS_D, self.path.parent / "certs.d"):
+        for base in (SYSTEM_CERTS_D, self.home / "certs.d", *self.certs_dirs):
             for name in names:
                 candidate = base / name / "ca.crt"
                 if candidate.is_file():
@@ -233,7 +282,7 @@ class CredentialStore:
 
     def install_ca(self, server: Server, ca_file: Path) -> Path:
         """Copy *ca_file* to ``certs.d/<SERVER>/ca.crt`` beside our file, for later commands."""
-        dest = self.path.parent / "certs.d" / server.key / "ca.crt"
+        dest = self.home / "certs.d" / server.key / "ca.crt"
         dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         if dest.exists() and dest.resolve() == ca_file.resolve():
             return dest

@@ -1,15 +1,22 @@
-"""A progress bar per blob on stderr, drawn only when stderr is a terminal."""
+"""A progress bar per blob on stderr (bytes, rate, time left), drawn only on a terminal.
+
+The bars are ``tqdm``'s; :class:`Bar` is the small surface the transfers use
+(:meth:`~Bar.update`, :meth:`~Bar.reset` for a retried or resumed upload),
+and a no-op when the stream is not a terminal, so that scripts and CI logs
+get the one-line results only.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
-WIDTH = 24
+from tqdm import tqdm
+
 #: redraw at most this often (seconds), so that a fast upload does not flood the terminal
 INTERVAL = 0.1
+#: a label longer than this is shortened, so that the bars line up
+LABEL_WIDTH = 24
 
 
 def human(size: float) -> str:
@@ -21,46 +28,49 @@ def human(size: float) -> str:
     return f"{size:.1f} GiB"  # pragma: no cover
 
 
+def _label(text: str) -> str:
+    return text if len(text) <= LABEL_WIDTH else text[: LABEL_WIDTH - 3] + "..."
+
+
 class Bar:
-    """One blob's bar; a no-op when the stream is ``None``."""
+    """One blob's bar; a no-op when the stream is ``None``.
+
+    :param interval: the least time between two redraws (0: every update).
+    """
 
     def __init__(
-        self,
-        stream: TextIO | None,
-        label: str,
-        total: int,
-        clock: Callable[[], float] = time.monotonic,
+        self, stream: TextIO | None, label: str, total: int, interval: float = INTERVAL
     ) -> None:
-        self.stream = stream
         self.label = label
         self.total = total
         self.done = 0
-        self.clock = clock
-        self._drawn = 0.0
+        self._bar: tqdm[None] | None = None
+        if stream is not None:
+            self._bar = tqdm(
+                total=total,
+                desc=f"{_label(label):<{LABEL_WIDTH}}",
+                file=stream,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                mininterval=interval,
+                miniters=1,
+                leave=True,
+                dynamic_ncols=stream.isatty() and hasattr(stream, "fileno"),
+            )
 
     def update(self, n: int) -> None:
         """*n* more bytes went through."""
         self.done += n
-        if self.stream is not None and self.clock() - self._drawn >= INTERVAL:
-            self.draw()
+        if self._bar is not None:
+            self._bar.update(n)
 
     def reset(self, done: int = 0) -> None:
         """Start over from *done* bytes (a retried or resumed upload)."""
         self.done = done
-
-    def draw(self, end: str = "") -> None:
-        """Draw the bar now."""
-        if self.stream is None:
-            return
-        self._drawn = self.clock()
-        fraction = min(1.0, self.done / self.total) if self.total else 1.0
-        filled = int(fraction * WIDTH)
-        label = self.label if len(self.label) <= 24 else self.label[:21] + "..."
-        self.stream.write(
-            f"\r{label:<24} [{'#' * filled}{' ' * (WIDTH - filled)}] {fraction:4.0%}"
-            f" {human(self.done)}/{human(self.total)}\x1b[K{end}"
-        )
-        self.stream.flush()
+        if self._bar is not None and self._bar.n != done:
+            self._bar.n = self._bar.last_print_n = done
+            self._bar.refresh()
 
     def __enter__(self) -> Bar:
         return self
@@ -71,14 +81,12 @@ class Bar:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.stream is None:
+        if self._bar is None:
             return
-        if exc_type is None:
-            self.done = self.total
-            self.draw("\n")
-        else:
-            self.stream.write("\n")
-            self.stream.flush()
+        if exc_type is None and self._bar.n != self.total:
+            self._bar.n = self.total
+            self._bar.refresh()
+        self._bar.close()
 
 
 class Progress:

@@ -21,9 +21,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 import attrs
+import requests
 
 from paxd.client.errors import PaxctlError
 from paxd.client.packdir.artifact import Blob
@@ -37,7 +38,6 @@ PAGE_SIZE = 100
 MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
 _LINK_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _READ = 1 << 20
-_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 @attrs.frozen
@@ -50,11 +50,16 @@ class ManifestResponse:
 
 
 class _ProgressReader:
-    """A file wrapper that moves a progress bar as http.client reads the body."""
+    """A file wrapper that moves a progress bar as the HTTP library reads the body.
+
+    A body rewound (a retried request) moves the bar back with it.
+    """
 
     def __init__(self, fh: IO[bytes], bar: Bar) -> None:
         self.fh = fh
         self.bar = bar
+        #: the bar's count when the file is at offset 0
+        self.base = bar.done - fh.tell()
 
     def read(self, n: int = -1) -> bytes:
         data = self.fh.read(n)
@@ -65,7 +70,9 @@ class _ProgressReader:
         return self.fh.tell()
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self.fh.seek(offset, whence)
+        position = self.fh.seek(offset, whence)
+        self.bar.reset(self.base + position)
+        return position
 
 
 class RegistryClient:
@@ -288,32 +295,25 @@ class RegistryClient:
     def fetch_blob(self, name: str, digest: str, size: int, out: IO[bytes], label: str) -> None:
         """Write the blob to *out*, checking its size and digest on the way."""
         target = self._path(name, "blobs", digest)
-        for _ in range(5):
-            resp = self.t.request("GET", target, stream=True)
-            if resp.status in _REDIRECTS and resp.header("Location"):
-                assert resp.raw is not None
-                resp.raw.read()
-                target = urljoin(resp.url, resp.header("Location") or "")
-                continue
-            break
-        self.t.expect(resp, 200, what=f"blob {digest} ({label})")
-        raw = resp.raw
-        assert raw is not None
+        # redirects (to blob storage) are followed by the transport, without our credentials
+        resp = self.t.expect(
+            self.t.request("GET", target, stream=True), 200, what=f"blob {digest} ({label})"
+        )
         h = Sha256()
         with self.progress.bar(label, size) as bar:
             try:
-                while chunk := raw.read(_READ):
+                for chunk in resp.iter_body(_READ):
                     h.update(chunk)
                     if h.size > size:
                         break
                     out.write(chunk)
                     bar.update(len(chunk))
-            except OSError as e:
+            except (OSError, requests.RequestException) as e:
+                resp.close()
                 self.t.close()
                 raise PaxctlError(f"download of {label} broke off: {e}") from None
+        resp.close()
         got, actual = h.size, h.digest
-        if raw.will_close or got > size:
-            self.t.close()
         if got != size or actual != digest:
             raise PaxctlError(
                 f"{label}: expected {size} bytes with digest {digest}, received {got} bytes"

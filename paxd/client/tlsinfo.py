@@ -190,7 +190,8 @@ def diagnose(
         message = (
             f"x509: certificate signed by unknown authority{issuer}: trust its CA with"
             f" --ca-cert FILE, or place it at /etc/spectro/certs.d/{key}/ca.crt or"
-            f" ~/.config/paxctl/certs.d/{key}/ca.crt; --insecure skips verification"
+            f" ~/.spectro/certs.d/{key}/ca.crt (HOME/certs.d with --home); --insecure skips"
+            " verification"
         )
         # Both faults are common together (a self-signed certificate made for an IP).
         if info is not None and not name_matches(info, host):

@@ -1,36 +1,56 @@
-"""HTTP to one registry: connections, TLS, authentication, and errors as one line.
+"""HTTP to one registry, on ``requests``: TLS, authentication, and errors as one line.
 
-Synchronous, on ``http.client``: one keep-alive connection per registry, a
-second one only for redirects to another host (blob storage).  On a 401 the
-request is retried once with Basic credentials (or a Bearer token from the
-challenge's realm, for registries with token auth); from then on the header is
-sent up front, so that large bodies are not sent twice.
+``requests`` (with ``urllib3`` underneath) does the HTTP: a keep-alive
+connection pool per registry, one retry of a request whose pooled connection
+the server had closed (the body is rewound), redirects for reads (with the
+credentials dropped when the redirect leaves the registry's host, e.g. for
+blob storage).  paxctl keeps on top what the library does not know:
+
+- the registry's challenges: on a 401 the request is retried once with Basic
+  credentials, or a Bearer token fetched from the challenge's realm; from then
+  on the header is sent up front, so that large bodies are not sent twice;
+- plain HTTP or HTTPS when the user did not say (``--insecure``);
+- every network failure as one line that says what to do
+  (:mod:`paxd.client.neterrors`, with the x509 diagnosis of
+  :mod:`paxd.client.tlsinfo`).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import attrs
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from paxd import __version__
 from paxd.client.config import Credentials, Server
 from paxd.client.errors import PaxctlError, RegistryAPIError
-from paxd.client.tlsinfo import diagnose
+from paxd.client.neterrors import network_error
 
 USER_AGENT = f"paxctl/{__version__}"
-#: how many bytes http.client sends per write of a file body
-BLOCK_SIZE = 1 << 16
-_RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
-#: SSL reasons meaning the other side answered in plain HTTP
-_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+#: a request whose connection broke before any answer is sent once more (its body rewound);
+#: connecting is retried twice, with a short back-off
+RETRY = Retry(
+    total=3,
+    connect=2,
+    read=1,
+    status=0,
+    other=0,
+    redirect=0,
+    allowed_methods=None,
+    backoff_factor=0.1,
+    raise_on_redirect=False,
+    raise_on_status=False,
+    respect_retry_after_header=False,
+)
 
 Body = bytes | IO[bytes] | None
 
@@ -41,10 +61,10 @@ class Response:
 
     status: int
     reason: str
-    headers: http.client.HTTPMessage
+    headers: Mapping[str, str]
     body: bytes
     url: str
-    raw: http.client.HTTPResponse | None = None
+    raw: requests.Response | None = None
 
     def header(self, name: str) -> str | None:
         """One header's value, or ``None``."""
@@ -56,6 +76,20 @@ class Response:
             return json.loads(self.body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise PaxctlError(f"the registry answered {self.url} with something not JSON") from None
+
+    def iter_body(self, size: int) -> Iterator[bytes]:
+        """A streamed body in pieces of at most *size* bytes."""
+        assert self.raw is not None
+        return self.raw.iter_content(size)
+
+    def read_rest(self) -> bytes:
+        """The rest of a streamed body (b"" if it was read already)."""
+        return self.raw.content if self.raw is not None else self.body
+
+    def close(self) -> None:
+        """Give a streamed response's connection up (a body left unread)."""
+        if self.raw is not None:
+            self.raw.close()
 
 
 def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
@@ -95,6 +129,45 @@ def api_error(resp: Response, what: str = "") -> RegistryAPIError:
     return RegistryAPIError(message, code, resp.status)
 
 
+class _BodyReader:
+    """A file body of known length, as ``requests`` streams it (its length, rewinding on retry)."""
+
+    def __init__(self, fh: IO[bytes], length: int) -> None:
+        self.fh = fh
+        self.length = length
+        self.start = fh.tell()
+
+    def __len__(self) -> int:
+        # requests sends len() - tell(): the length from where the body starts
+        return self.start + self.length
+
+    def read(self, n: int = -1) -> bytes:
+        return self.fh.read(n)
+
+    def __iter__(self) -> Iterator[bytes]:
+        # what makes requests stream the body (urllib3 then calls read())
+        while chunk := self.read(1 << 16):
+            yield chunk
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.fh.seek(offset, whence)
+
+
+class _Adapter(HTTPAdapter):
+    """``requests``' adapter with paxctl's TLS context (the system CAs plus the user's)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._context = context
+        super().__init__(max_retries=RETRY)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+
 class Transport:
     """Requests to one registry.
 
@@ -128,7 +201,7 @@ class Transport:
             self.scheme = "http" if plain_http else "https"
         #: the scheme is settled once a connection succeeded or the user named it
         self._scheme_known = server.scheme is not None or bool(plain_http)
-        self._conn: http.client.HTTPConnection | None = None
+        self._session: requests.Session | None = None
         self._authorization: str | None = None
         #: set once the server asked for credentials (so that a 401 is not "no credentials")
         self.auth_required = False
@@ -164,22 +237,29 @@ class Transport:
 
     # -- connections ----------------------------------------------------------------
 
-    def _open(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        if scheme == "https":
-            return http.client.HTTPSConnection(
-                host,
-                port,
-                timeout=self.timeout,
-                context=self.ssl_context(),
-                blocksize=BLOCK_SIZE,
+    @property
+    def session(self) -> requests.Session:
+        """The keep-alive session (made on first use, with the TLS context of the moment)."""
+        if self._session is None:
+            session = requests.Session()
+            session.headers.update(
+                {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"}
             )
-        return http.client.HTTPConnection(host, port, timeout=self.timeout, blocksize=BLOCK_SIZE)
+            session.verify = not self.insecure
+            if self.insecure:
+                # the user asked for it (--insecure): no warning on every request
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            adapter = _Adapter(self.ssl_context())
+            session.mount("https://", adapter)
+            session.mount("http://", HTTPAdapter(max_retries=RETRY))
+            self._session = session
+        return self._session
 
     def close(self) -> None:
-        """Close the keep-alive connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the keep-alive connections."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def _is_ours(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -194,114 +274,10 @@ class Transport:
         )
 
     def _network_error(self, e: BaseException, host: str, port: int) -> PaxctlError:
-        where = f"{host}:{port}"
-        if isinstance(e, ssl.SSLCertVerificationError):
-            return PaxctlError(diagnose(e, host, port, self.server.key, min(self.timeout, 10)))
-        if isinstance(e, ssl.SSLError):
-            if any(r in str(e) for r in _PLAIN_HTTP_REASONS):
-                error = PaxctlError(
-                    f"{where} answers plain HTTP, not HTTPS: use http://{self.server.key} or"
-                    " --insecure (the vendor CLI's flag for plain HTTP)"
-                )
-            else:
-                error = PaxctlError(
-                    f"TLS handshake with {where} failed ({e.reason or e}): if the registry"
-                    f" speaks plain HTTP, use http://{self.server.key} or --insecure"
-                )
-            error.tls_failed = True
-            return error
-        if isinstance(e, socket.gaierror):
-            return PaxctlError(f"cannot resolve {host}: {e.strerror or e}")
-        if isinstance(e, ConnectionRefusedError):
-            return PaxctlError(
-                f"cannot connect to {where}: connection refused (is the registry running?)"
-            )
-        if isinstance(e, TimeoutError | socket.timeout):
-            return PaxctlError(f"timed out talking to {where}")
-        if isinstance(e, http.client.HTTPException):
-            return PaxctlError(
-                f"{where} broke off the exchange ({type(e).__name__}): is it a registry?"
-            )
-        if isinstance(e, OSError):
-            return PaxctlError(f"network error talking to {where}: {e.strerror or e}")
-        return PaxctlError(f"error talking to {where}: {e}")
-
-    def _send_once(
-        self, method: str, url: str, headers: dict[str, str], body: Body, stream: bool
-    ) -> Response:
-        parts = urlsplit(url)
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        own = self._is_ours(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
-        for attempt in range(2):
-            reused = own and self._conn is not None
-            if own:
-                if self._conn is None:
-                    self._conn = self._open(parts.scheme, host, port)
-                conn = self._conn
-            else:
-                conn = self._open(parts.scheme, host, port)
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                raw = conn.getresponse()
-                if stream:
-                    return Response(raw.status, raw.reason, raw.headers, b"", url, raw)
-                data = raw.read()
-                if not own or raw.will_close:
-                    conn.close()
-                    if own:
-                        self._conn = None
-                return Response(raw.status, raw.reason, raw.headers, data, url)
-            except _RETRYABLE as e:
-                # A keep-alive connection the server closed meanwhile: once more on a fresh one.
-                conn.close()
-                if own:
-                    self._conn = None
-                if not reused or attempt:
-                    raise self._network_error(e, host, port) from None
-                if body is not None and not isinstance(body, bytes):
-                    body.seek(start)
-            except (OSError, http.client.HTTPException) as e:
-                conn.close()
-                if own:
-                    self._conn = None
-                raise self._network_error(e, host, port) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def answers_plain_http(self) -> bool:
-        """Does the port speak plain HTTP?  Asked only when insecure and not told a scheme.
-
-        Plain HTTP is asked first because a TLS server answers a plain request at once
-        (distribution: 400 "Client sent an HTTP request to an HTTPS server"; others
-        close the connection), while a plain server may wait a long time on a TLS
-        ClientHello, which has no end of line.  No credentials are sent.
-        """
-        host, port = self.server.host, self.server.port_for("http")
-        conn = http.client.HTTPConnection(host, port, timeout=min(self.timeout, 10.0))
-        try:
-            conn.request("GET", "/", headers={"User-Agent": USER_AGENT})
-            resp = conn.getresponse()
-            body = resp.read(4096)
-        except (OSError, http.client.HTTPException):
-            return False
-        finally:
-            conn.close()
-        return not (resp.status == 400 and b"HTTPS" in body)
-
-    def _settle_scheme(self) -> None:
-        if self._scheme_known or not self.insecure:
-            return
-        # Without a port, https://host means 443; port 80 is no sign of what 443 speaks.
-        plain = self.server.port is not None and self.answers_plain_http()
-        self.scheme = "http" if plain else "https"
-        self._scheme_known = True
+        return network_error(e, host, port, self.server.key, min(self.timeout, 10))
 
     def _send(
-        self, method: str, url: str, headers: dict[str, str], body: Body, stream: bool
+        self, method: str, url: str, headers: dict[str, str], body: Any, stream: bool
     ) -> Response:
         try:
             response = self._send_once(method, url, headers, body, stream)
@@ -319,6 +295,70 @@ class Transport:
             )
         self._scheme_known = True
         return response
+
+    def _send_once(
+        self, method: str, url: str, headers: dict[str, str], body: Any, stream: bool
+    ) -> Response:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            raw = self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                stream=stream,
+                timeout=self.timeout,
+                # explicit: an environment's REQUESTS_CA_BUNDLE would override the session's
+                verify=not self.insecure,
+                # reads follow redirects (blob storage); writes must not re-send a consumed body
+                allow_redirects=method in ("GET", "HEAD"),
+            )
+        except requests.RequestException as e:
+            raise self._network_error(e, host, port) from None
+        except OSError as e:  # pragma: no cover - requests wraps these; just in case
+            raise self._network_error(e, host, port) from None
+        if stream:
+            return Response(raw.status_code, raw.reason or "", raw.headers, b"", raw.url, raw)
+        try:
+            content = raw.content
+        except requests.RequestException as e:
+            raise self._network_error(e, host, port) from None
+        return Response(raw.status_code, raw.reason or "", raw.headers, content, raw.url)
+
+    def answers_plain_http(self) -> bool:
+        """Does the port speak plain HTTP?  Asked only when insecure and not told a scheme.
+
+        Plain HTTP is asked first because a TLS server answers a plain request at once
+        (distribution: 400 "Client sent an HTTP request to an HTTPS server"; others
+        close the connection), while a plain server may wait a long time on a TLS
+        ClientHello, which has no end of line.  No credentials are sent.
+        """
+        host = f"[{self.server.host}]" if ":" in self.server.host else self.server.host
+        url = f"http://{host}:{self.server.port_for('http')}/"
+        try:
+            with requests.Session() as probe:
+                resp = probe.get(
+                    url,
+                    headers={"User-Agent": USER_AGENT},
+                    timeout=min(self.timeout, 10.0),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                body = next(resp.iter_content(4096), b"")
+                resp.close()
+        except (requests.RequestException, OSError):
+            return False
+        return not (resp.status_code == 400 and b"HTTPS" in body)
+
+    def _settle_scheme(self) -> None:
+        if self._scheme_known or not self.insecure:
+            return
+        # Without a port, https://host means 443; port 80 is no sign of what 443 speaks.
+        plain = self.server.port is not None and self.answers_plain_http()
+        self.scheme = "http" if plain else "https"
+        self._scheme_known = True
 
     # -- requests -------------------------------------------------------------------
 
@@ -342,26 +382,27 @@ class Transport:
         """
         self._settle_scheme()
         url = self.url(target, query)
-        all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        if body is not None:
-            size = len(body) if isinstance(body, bytes) else length
-            if size is None:
+        all_headers = dict(headers or {})
+        sent_body: Any = body
+        if body is not None and not isinstance(body, bytes):
+            if length is None:
                 raise ValueError("a file body needs its length")
-            all_headers["Content-Length"] = str(size)
-        elif method in ("POST", "PUT", "PATCH"):
+            # an empty stream would go chunked: an empty body is sent as b""
+            sent_body = _BodyReader(body, length) if length else b""
+        elif body is None and method in ("POST", "PUT", "PATCH"):
             all_headers["Content-Length"] = "0"
         start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         for _ in range(3):
             sent = dict(all_headers)
             if authenticate and self._authorization and self._is_ours(url):
                 sent["Authorization"] = self._authorization
-            response = self._send(method, url, sent, body, stream)
-            url = response.url
+            response = self._send(method, url, sent, sent_body, stream)
             if response.status != 401 or not authenticate:
                 return response
+            # a 401 is the registry's own (redirects are followed for reads only)
+            url = response.url if self._is_ours(response.url) else url
             self.auth_required = True
-            if response.raw is not None:
-                response.raw.read()
+            response.close()
             if not self._answer_challenge(response, sent.get("Authorization")):
                 return response
             if body is not None and not isinstance(body, bytes):
@@ -384,7 +425,7 @@ class Transport:
 
     def _fetch_token(self, params: dict[str, str]) -> str | None:
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
-        headers = {"User-Agent": USER_AGENT}
+        headers = {}
         if self.credentials is not None:
             headers["Authorization"] = "Basic " + self.credentials.encode()
         url = params["realm"] + ("?" + urlencode(query) if query else "")
@@ -395,7 +436,7 @@ class Transport:
             data = json.loads(resp.body)
         except ValueError:
             return None
-        token = data.get("token") or data.get("access_token")
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
         return str(token) if token else None
 
     def unauthorized(self, response: Response) -> PaxctlError:
@@ -417,7 +458,7 @@ class Transport:
         if response.status in statuses:
             return response
         if response.raw is not None:
-            response = attrs.evolve(response, body=response.raw.read(), raw=None)
+            response = attrs.evolve(response, body=response.read_rest(), raw=None)
         if response.status == 401:
             raise self.unauthorized(response)
         raise api_error(response, what)

@@ -206,8 +206,28 @@ def parent_order(tag: str) -> tuple[str, int, tuple[int, ...], str]:
     return (parts[0] or "", len(numbers), numbers, tag)
 
 
+#: a label shaped like a version although not a semantic one: ``22.04``, ``v1.2``, ``2024.1-1``
+_VERSION_LIKE_RE = re.compile(r"^v?[0-9]+(?:\.[0-9]+)+(?:[-_.][0-9A-Za-z][0-9A-Za-z._-]*)?$")
+
+
+def is_version_label(label: str) -> bool:
+    """True if *label* names a version: a semantic one, or version-shaped (``22.04``).
+
+    Labels (``latest``, ``recommended``, ``stable``) and parent tags (``1.x``)
+    never are: they name other versions.
+    """
+    if parse_version(label) is not None:
+        return True
+    return _VERSION_LIKE_RE.match(label) is not None and _PARENT_LABEL_RE.match(label) is None
+
+
+def is_version_tag(tag: str) -> bool:
+    """A plain version tag: a version label without a group (not ``lts__1.0``, ``1.x``)."""
+    return "__" not in tag and is_version_label(tag)
+
+
 def natural_key(label: str) -> tuple[tuple[int, int, str], ...]:
-    """An order for labels that are not semantic versions (``22.04``): numbers as numbers.
+    """An order for version labels that are not semantic versions (``22.04``): numbers as numbers.
 
     ``1.10`` after ``1.9``, numbers before words.  Only :func:`newest` uses it,
     for a pack whose versions are none of them semantic.
@@ -217,14 +237,15 @@ def natural_key(label: str) -> tuple[tuple[int, int, str], ...]:
 
 
 def newest(labels: Iterable[str]) -> str | None:
-    """The newest of *labels*: the one a tag-less ``paxctl pack pull`` fetches.
+    """The newest version among *labels*: the one a tag-less ``paxctl pack pull`` fetches.
 
     The highest release by semantic-version precedence, else the highest
     pre-release (as a parent tag points, :func:`best`); among labels none of
-    which is a semantic version, the last in :func:`natural_key` order.
-    ``None`` for no labels.
+    which is a semantic version, the last version-shaped one (``22.04``) in
+    :func:`natural_key` order.  Labels such as ``latest`` and parent tags
+    never count (:func:`is_version_label`): ``None`` when no version is left.
     """
-    given = list(labels)
+    given = [label for label in labels if is_version_label(label)]
     chosen = best(v for v in map(parse_version_tag, given) if v is not None)
     if chosen is not None:
         return chosen.tag
@@ -237,6 +258,8 @@ __all__ = [
     "best",
     "compute_parents",
     "is_parent_tag",
+    "is_version_label",
+    "is_version_tag",
     "natural_key",
     "newest",
     "parent_order",

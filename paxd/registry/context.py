@@ -89,12 +89,20 @@ class StoreContext:
         if not self.delete_enabled:
             raise unsupported()
 
-    def check_not_parent(self, tag: str) -> None:
-        """Refuse a client's push or delete of a parent tag (DENIED)."""
-        if self.parent_tags and versions.is_parent_tag(tag):
-            raise RegistryError(
-                "DENIED",
-                f"{tag} is a parent tag maintained by the registry:"
-                " push or delete a version tag instead",
-                detail={"tag": tag},
-            )
+    def check_not_parent(self, tag: str, holds_packs: bool) -> None:
+        """Refuse a client's push or delete of a parent tag (DENIED).
+
+        Only in a repository holding packs (*holds_packs*, see
+        :mod:`paxd.registry.tags`): elsewhere ``1.x`` is a tag like any other.
+        """
+        if self.parent_tags and holds_packs and versions.is_parent_tag(tag):
+            raise parent_denied(tag)
+
+
+def parent_denied(tag: str) -> RegistryError:
+    """DENIED: *tag* is a parent tag the registry maintains."""
+    return RegistryError(
+        "DENIED",
+        f"{tag} is a parent tag maintained by the registry: push or delete a version tag instead",
+        detail={"tag": tag},
+    )

@@ -2,10 +2,12 @@
 
 Run once when the daemon starts.  The index learns every repository
 (:meth:`~paxd.registry.index.IRegistryIndex.load`), then a few workers take
-the repositories in turn: each repository's parent tags are made to match
-its version tags (a directory written by Docker distribution, or left by a
-kill mid-update, is repaired; not in read-only mode) and its packs are
-indexed, in the repository's turn so that pushes arriving meanwhile wait.
+the repositories in turn: each repository's packs are indexed and, if it
+holds any, its parent tags are made to match its version tags (a directory
+written by Docker distribution, or left by a kill mid-update, is repaired;
+not in read-only mode; a repository that no longer holds a pack loses its
+parent tags, see :mod:`paxd.registry.packrepo`), in the repository's turn so
+that pushes arriving meanwhile wait.
 A ``_packs`` listing asked for before the end waits for all of it.
 """
 
@@ -111,9 +113,6 @@ class StartupIndexer:
         async def load() -> bool:
             names = await tags.names()
             digests = await tags.currents(names)
-            parents: dict[str, str | None] = {}
-            if context.parent_tags:
-                parents = await tags.sync_parents(None, names, digests, write=not context.readonly)
             summaries: dict[str, PackSummary | None] = {}
             by_digest: dict[Digest, PackSummary | None] = {}
             for tag in names:
@@ -123,10 +122,15 @@ class StartupIndexer:
                 if digest not in by_digest:
                     by_digest[digest] = await self._summary_of(digest)
                 summaries[tag] = by_digest[digest]
+            holds = any(s is not None for s in summaries.values())
+            parents: dict[str, str | None] = {}
+            if context.parent_tags:
+                # parent tags only where packs are (paxd.registry.packrepo)
+                parents = await tags.settle(holds, names, digests, write=not context.readonly)
             await context.index.set_pack(
                 name, summaries, {p: t for p, t in parents.items() if t is not None}
             )
-            return any(s is not None for s in summaries.values())
+            return holds
 
         d: Deferred[bool | None] = context.index.serialise(name, load)
         d.addErrback(lambda f: log.failure("could not load the tags of {name}", f, name=name))

@@ -127,3 +127,15 @@ def referrer_dir(name: str, subject: Digest, digest: Digest) -> str:
 def referrer_link(name: str, subject: Digest, digest: Digest) -> str:
     """The link file recording that manifest *digest* refers to *subject*."""
     return f"{referrer_dir(name, subject, digest)}/link"
+
+
+#: the directory whose presence says a repository holds packs (see :mod:`paxd.registry.tags`)
+PAXD_PACKS = "_paxd_packs"
+
+
+def pack_marker(name: str) -> str:
+    """The file saying repository *name* holds packs, so that the registry keeps its parent tags.
+
+    Under a ``_`` directory, which distribution's catalog walk (and paxd's) skips.
+    """
+    return f"{repository(name)}/{PAXD_PACKS}/marker"

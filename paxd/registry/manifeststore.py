@@ -127,13 +127,15 @@ class ManifestStore:
                 )
             tag = None
         else:
-            self._context.check_not_parent(ref)
             digest = Digest.of(content)
             tag = ref
+        summary = summarize(content, str(digest)) if tag is not None else None
+        if tag is not None:
+            await self._tags.check_push(tag, summary)
         await self._check_references(manifest)
         subject = await self._store(digest, content, manifest)
         if tag is not None:
-            await self._tags.push(tag, digest, summarize(content, str(digest)))
+            await self._tags.push(tag, digest, summary)
         await self._context.index.add_repository(self.name)
         log.info(
             "pushed manifest {name}@{digest} ({media_type}, tag {tag}, {size} bytes)",
@@ -191,7 +193,7 @@ class ManifestStore:
         """Delete by digest (the revision and every tag pointing at it) or by tag (only the tag)."""
         ref = parse_reference(reference)
         if not isinstance(ref, Digest):
-            self._context.check_not_parent(ref)
+            await self._tags.check_delete(ref)
         self._context.check_deletable()
         if not isinstance(ref, Digest):
             await self._tags.delete(ref, reference)

@@ -67,8 +67,9 @@ class Registry:
     :param new_uuid: makes upload ids (tests pin them).
     :param parent_tags: ``packs.parenttags``: maintain parent tags (``1.x``,
         ``1.27.x``, ``lts__14.x``…) pointing at the newest version of their
-        line, and refuse clients' pushes and deletes of them
-        (see :mod:`paxd.registry.tags`).
+        line in repositories holding packs, and refuse clients' pushes and
+        deletes of them there (see :mod:`paxd.registry.tags` and
+        :mod:`paxd.registry.packrepo`).
     :param index: the catalog, pack index and tag locks; by default this
         process's own :class:`~paxd.registry.index.InProcessIndex`.
     """

@@ -7,6 +7,11 @@ change of a repository's tags runs in its turn (:meth:`IRegistryIndex.serialise
 it affects (``1.x``, ``1.27.x``, ``lts__14.x``… see
 :mod:`paxd.packs.versions`) before the pack index hears of it.
 
+Parent tags are kept only in repositories that hold packs
+(:mod:`paxd.registry.packrepo`: one marker file, read once per push); in
+any other repository ``1.x`` is an ordinary tag, pushed and deleted by
+clients like any other.
+
 Parent tags are computed afresh from storage each time (the tag listing, then
 a few links), so whatever an earlier update left (a kill, another replica,
 Docker distribution) is repaired, and a push costs one listing and a few link
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -28,6 +34,7 @@ from paxd.registry.errors import manifest_unknown, name_unknown
 from paxd.registry.index import Page
 from paxd.registry.links import delete_quietly, exists, read_link, write_link
 from paxd.registry.packindex import PackSummary
+from paxd.registry.packrepo import PackMarker
 from paxd.registry.reference import Digest, is_tag
 from paxd.storage.interface import PathNotFound
 
@@ -54,12 +61,24 @@ def _lines(
     return present, members
 
 
+@attrs.frozen
+class _Before:
+    """What a push's turn learnt before writing the tag."""
+
+    #: the repository held packs
+    packs: bool
+    #: where the tag pointed (read only for a non-pack pushed where packs are)
+    previous: Digest | None
+
+
 class TagStore:
     """The tags of repository *name* (already validated)."""
 
     def __init__(self, name: str, context: StoreContext) -> None:
         self.name = name
         self._context = context
+        #: whether the repository holds packs (so has parent tags)
+        self.marker = PackMarker(name, context)
 
     # -- reading ---------------------------------------------------------------
     @deferred
@@ -98,15 +117,30 @@ class TagStore:
         return dict(zip(tags, found, strict=True))
 
     # -- changes (for the manifest store: each in the repository's turn) ------------
+    async def check_push(self, tag: str, summary: PackSummary | None) -> None:
+        """Refuse a push before anything is stored (DENIED); checked again in the turn.
+
+        Reads storage only for a parent-shaped tag or a pack.
+        """
+        if self._context.parent_tags and (versions.is_parent_tag(tag) or summary is not None):
+            await self._before_push(tag, summary, in_turn=False)
+
+    async def check_delete(self, tag: str) -> None:
+        """Refuse a client's delete of a parent tag where the registry keeps them (DENIED)."""
+        if self._context.parent_tags and versions.is_parent_tag(tag):
+            self._context.check_not_parent(tag, await self.marker.present())
+
     async def push(self, tag: str, digest: Digest, summary: PackSummary | None) -> None:
         """Point *tag* at the manifest *digest* (summarised as *summary*) and move its parents."""
 
         async def retag() -> None:
+            before = await self._before_push(tag, summary, in_turn=True)
             # distribution's order: the tag's index, then what it points at now
             driver = self._context.driver
             await write_link(driver, layout.tag_index_link(self.name, tag, digest), digest)
             await write_link(driver, layout.tag_current_link(self.name, tag), digest)
-            await self._changed([], (tag, summary), digest)
+            parents = await self._after_push(tag, digest, summary, before)
+            await self._context.index.update_pack(self.name, [], (tag, summary), parents)
 
         await self._context.index.serialise(self.name, retag)
 
@@ -114,10 +148,13 @@ class TagStore:
         """Remove *tag* (MANIFEST_UNKNOWN naming *reference* if there is none) and move parents."""
 
         async def untag() -> None:
-            if await self.current(tag) is None:
+            packs = await self._holds_packs()
+            self._context.check_not_parent(tag, packs)
+            current = await self.current(tag)
+            if current is None:
                 raise manifest_unknown(reference)
             await delete_quietly(self._context.driver, layout.tag_dir(self.name, tag))
-            await self._changed([tag])
+            await self._changed([tag], packs, current)
 
         await self._context.index.serialise(self.name, untag)
 
@@ -125,39 +162,113 @@ class TagStore:
         """Remove every tag whose current link is *digest*, and move parents; those removed."""
 
         async def untag_all() -> list[str]:
+            packs = await self._holds_packs()
             removed = []
             for tag in await self.names():
                 if await self.current(tag) == digest:
                     await delete_quietly(self._context.driver, layout.tag_dir(self.name, tag))
                     removed.append(tag)
-            await self._changed(removed)
+            await self._changed(removed, packs, digest)
             return removed
 
         return await self._context.index.serialise(self.name, untag_all)
 
+    async def _holds_packs(self) -> bool:
+        """Whether the registry keeps parent tags here (never when they are turned off)."""
+        return self._context.parent_tags and await self.marker.present()
+
+    async def _before_push(self, tag: str, summary: PackSummary | None, in_turn: bool) -> _Before:
+        """The refusals of a push of *tag*, and what the turn needs to know afterwards."""
+        packs = await self._holds_packs()
+        self._context.check_not_parent(tag, packs or summary is not None)
+        if self._context.parent_tags and summary is not None and not packs:
+            self.marker.check_takeover(await self.names())
+        previous = None
+        if in_turn and packs and summary is None:
+            previous = await self.current(tag)  # was a pack's tag pointed at an image?
+        return _Before(packs, previous)
+
+    async def _after_push(
+        self, tag: str, digest: Digest, summary: PackSummary | None, before: _Before
+    ) -> dict[str, str | None]:
+        """After *tag* was pointed at *digest*: the parent tags moved (in this turn)."""
+        if not self._context.parent_tags or not (before.packs or summary is not None):
+            return {}
+        # the pushed tag was written just now, in this turn: no need to read it back
+        known: dict[str, Digest | None] = {tag: digest}
+        if not before.packs:
+            # the first pack: parent tags for every version tag already here
+            await self.marker.set()
+            return await self.sync_parents(None, digests=known)
+        lines = set(versions.parent_tags(tag))
+        previous = before.previous
+        if summary is None and previous not in (None, digest):
+            assert previous is not None
+            if await self.marker.is_pack(previous):
+                return await self._pack_left(lines, known)
+        return await self.sync_parents(lines, digests=known) if lines else {}
+
     async def _changed(
-        self,
-        removed: list[str],
-        pushed: tuple[str, PackSummary | None] | None = None,
-        digest: Digest | None = None,
-    ) -> None:
-        """After tags were removed or one was pushed: move parents, update the index.
+        self, removed: list[str], packs: bool, digest: Digest
+    ) -> dict[str, str | None]:
+        """After *removed* (which pointed at *digest*) were deleted: move parents, update the index.
 
-        Called in the repository's turn.
-
-        :param digest: what the *pushed* tag now points at.
+        Called in the repository's turn; *packs*: whether the repository held packs before.
         """
-        changed = [*removed, *([pushed[0]] if pushed else [])]
         parents: dict[str, str | None] = {}
-        if self._context.parent_tags:
-            lines = {p for t in changed for p in versions.parent_tags(t)}
+        if packs and removed:
+            lines = {p for t in removed for p in versions.parent_tags(t)}
             # a parent deleted with its manifest is recreated if its line lives on
             lines |= {t for t in removed if versions.is_parent_tag(t)}
-            if lines:
-                # the pushed tag was written just now, in this turn: no need to read it back
-                known = {pushed[0]: digest} if pushed is not None and digest is not None else {}
+            known: dict[str, Digest | None] = {}
+            if await self.marker.is_pack(digest):
+                parents = await self._pack_left(lines, known)
+            elif lines:
                 parents = await self.sync_parents(lines, digests=known)
-        await self._context.index.update_pack(self.name, removed, pushed, parents)
+        await self._context.index.update_pack(self.name, removed, None, parents)
+        return parents
+
+    async def _pack_left(
+        self, lines: set[str], known: dict[str, Digest | None]
+    ) -> dict[str, str | None]:
+        """A pack's tag is gone: move *lines*, or give the parents up if it was the last pack."""
+        tags = await self.names()
+        if await self.marker.any_pack(tags, known):
+            return await self.sync_parents(lines, tags, known) if lines else {}
+        return await self.release(tags)
+
+    async def release(self, tags: list[str]) -> dict[str, str | None]:
+        """The repository holds no pack: delete the parent tags among *tags*, then the marker.
+
+        In that order, so that a kill in between leaves the marker for start-up to finish.
+        """
+        parents = [t for t in tags if versions.is_parent_tag(t)]
+        driver = self._context.driver
+        for parent in parents:
+            await delete_quietly(driver, layout.tag_dir(self.name, parent))
+        await self.marker.clear()
+        return dict.fromkeys(parents)
+
+    async def settle(
+        self,
+        holds: bool,
+        tags: list[str],
+        digests: Mapping[str, Digest | None],
+        write: bool,
+    ) -> dict[str, str | None]:
+        """At start-up: make marker and parent tags agree with *holds* (any tag a pack?).
+
+        :param write: False to only compute (read-only mode: nothing repaired).
+        :returns: parent tag → the version tag it points at (None: gone).
+        """
+        marked = await self.marker.present()
+        if holds:
+            if not marked and write:
+                await self.marker.set()
+            return await self.sync_parents(None, tags, digests, write=write)
+        if marked and write:
+            await self.release(tags)
+        return {}
 
     # -- parent tags -------------------------------------------------------------
     async def sync_parents(

@@ -6,6 +6,8 @@ import contextlib
 import io
 import os
 import stat
+import subprocess
+import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -140,3 +142,63 @@ class UsersCommandTests(SynchronousTestCase):
         self.add("a", "q", command="set")
         self.run_main("remove", "a")
         self.assertEqual(os.listdir(self.mktemp_dir), ["htpasswd"])
+
+
+class PipedPasswordTests(SynchronousTestCase):
+    """``echo PW | paxd htpasswd FILE add USER``: a stdin that is not a terminal is read."""
+
+    def setUp(self) -> None:
+        directory = os.path.abspath(self.mktemp())
+        os.mkdir(directory)
+        self.path = os.path.join(directory, "htpasswd")
+
+    def paxd(self, *argv: str, stdin: int | None = None, text: str | None = None) -> str:
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        proc = subprocess.run(
+            [sys.executable, "-m", "paxd", "htpasswd", self.path, *argv, "--cost", "4"],
+            input=text.encode() if text is not None else None,
+            stdin=stdin,
+            capture_output=True,
+            cwd=root,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return proc.stdout.decode()
+
+    def test_pipe_without_the_flag(self) -> None:
+        out = self.paxd("add", "admin", text="piped-secret\n")
+        self.assertNotIn("generated", out)
+        self.assertNotIn("piped-secret", out)
+        self.assertTrue(htpasswd_verify(self.path, "admin", "piped-secret"))
+        self.paxd("set", "admin", text="changed\n")
+        self.assertTrue(htpasswd_verify(self.path, "admin", "changed"))
+
+    def test_dev_null_still_generates(self) -> None:
+        out = self.paxd("add", "admin", stdin=subprocess.DEVNULL)
+        password = out.split("generated password for admin: ")[1].split()[0]
+        self.assertTrue(htpasswd_verify(self.path, "admin", password))
+
+    def test_in_memory_stream(self) -> None:
+        out = io.StringIO()
+        with contextlib.redirect_stderr(io.StringIO()):
+            code = main(
+                [self.path, "add", "u", "--cost", "4"], stdin=io.StringIO("pw\n"), stdout=out
+            )
+        self.assertEqual(code, 0)
+        self.assertTrue(htpasswd_verify(self.path, "u", "pw"))
+        with contextlib.redirect_stderr(io.StringIO()):
+            code = main([self.path, "verify", "u"], stdin=io.StringIO("pw\n"), stdout=out)
+        self.assertEqual(code, 0)
+        self.assertIn("password for user u is correct", out.getvalue())
+
+    def test_empty_line_is_refused(self) -> None:
+        with contextlib.redirect_stderr(io.StringIO()):
+            code = main(
+                [self.path, "add", "u", "--cost", "4"],
+                stdin=io.StringIO("\n"),
+                stdout=io.StringIO(),
+                stderr=io.StringIO(),
+            )
+        self.assertEqual(code, 1)
+        self.assertFalse(os.path.exists(self.path))

@@ -220,3 +220,72 @@ class NewestVersionTests(SynchronousTestCase):
         self.assertEqual(newest_version(["1.2.0", "lts__9.9.9", "9.x", "1.x"]), "1.2.0")
         self.assertEqual(newest_version(["22.04", "lts__22.04"]), "22.04")
         self.assertIsNone(newest_version(["lts__22.04", "1.x"]))
+
+
+class LabelsAreNotNewestTests(SynchronousTestCase):
+    """After ``tag add cert-manager:1.14.4 latest``, a pull without a tag takes 1.22.0."""
+
+    def test_label_does_not_win(self) -> None:
+        tags = ["1.14.4", "1.22.0", "latest", "recommended", "1.x", "1.22.x", "1.14.x"]
+        self.assertEqual(newest_version(tags), "1.22.0")
+        self.assertIsNone(newest_version(["latest", "recommended"]))
+
+
+class VendorCommandLineTests(CLITestCase):
+    """The vendor CLI's command line: ``registry login``, ``-s/--home``, ``version``, ``-n``."""
+
+    def test_registry_login_help_has_the_vendor_flags(self) -> None:
+        status, out, _ = self.paxctl("registry", "login", "--help")
+        self.assertEqual(status, 0)
+        for flag in ("-i, --insecure", "-d, --default", "--username", "--password", "SERVER"):
+            self.assertIn(flag, out)
+        self.assertIn("~/.spectro/config.json", out)
+        _, out, _ = self.paxctl("--help")
+        self.assertIn("~/.spectro", out)
+        self.assertIn("~/.config/paxctl/config.json", out)  # what is still read
+
+    def test_home_before_or_after_the_command(self) -> None:
+        """``-s DIR`` names where config.json is, wherever it is on the line."""
+        home = self.tmp / "spectro-home"
+        home.mkdir()
+        (home / "config.json").write_text(json.dumps({"defaultRegistry": "127.0.0.1:1"}))
+        for argv in (["-s", str(home), "pack", "ls"], ["pack", "ls", "--home", str(home)]):
+            status, _, err = self.paxctl(*argv)
+            # the default registry came from DIR/config.json: a connection was tried
+            self.assertEqual(status, 1, (argv, err))
+            self.assertIn("127.0.0.1:1", err)
+        status, _, err = self.paxctl("pack", "ls")
+        self.assertEqual(status, 2)
+        self.assertIn("no registry given", err)
+
+    def test_registry_login_without_a_server_and_no_default(self) -> None:
+        status, _, err = self.paxctl("registry", "login", "-u", "u", "--password-stdin")
+        self.assertEqual(status, 2)
+        self.assertIn("no registry given", err)
+
+    def test_version_both_ways(self) -> None:
+        status, out, _ = self.paxctl("version")
+        self.assertEqual(status, 0)
+        self.assertTrue(out.startswith("paxctl "))
+        status, out, _ = self.paxctl("--version")
+        self.assertEqual((status, out.startswith("paxctl ")), (0, True))
+
+    def test_ls_short_name_flag(self) -> None:
+        args = build_parser().parse_args(["pack", "ls", "-n", "calico"])
+        self.assertEqual(args.name, "calico")
+
+    def test_pack_build_help(self) -> None:
+        status, out, _ = self.paxctl("pack", "build", "--help")
+        self.assertEqual(status, 0)
+        for word in (
+            "PACK_NAME",
+            "TARGET_DIR",
+            "--push",
+            "--registry-server",
+            "--layer",
+            "--addon-type",
+            "--cloud-types",
+            "--logo",
+            "mandatory",
+        ):
+            self.assertIn(word, out)

@@ -124,3 +124,66 @@ class StoreTests(SynchronousTestCase):
         installed = self.store.install_ca(server, ca)
         self.assertEqual(installed, self.path.parent / "certs.d" / "reg:5000" / "ca.crt")
         self.assertEqual(self.store.ca_files(server), [installed])
+
+
+class HomeTests(SynchronousTestCase):
+    """``-s/--home``: ~/.spectro by default; what paxctl 0.x wrote is still read."""
+
+    def setUp(self) -> None:
+        self.home = Path(self.mktemp()).resolve()
+        self.home.mkdir()
+        self.patch(os, "environ", {**os.environ, "HOME": str(self.home)})
+        os.environ.pop("XDG_CONFIG_HOME", None)
+        self.legacy = self.home / ".config" / "paxctl" / "config.json"
+
+    def write_legacy(self) -> None:
+        self.legacy.parent.mkdir(parents=True)
+        self.legacy.write_text(
+            json.dumps(
+                {
+                    "auths": {"old:5000": {"auth": Credentials("admin", "pw").encode()}},
+                    "defaultRegistry": "old:5000",
+                }
+            )
+        )
+
+    def test_default_home_writes_the_vendor_file(self) -> None:
+        store = CredentialStore.for_home(None)
+        self.assertEqual(store.path, self.home / ".spectro" / "config.json")
+        store.save("r:5000", AuthEntry(Credentials("u", "p")), False)
+        self.assertEqual(stat.S_IMODE(os.stat(store.path).st_mode), 0o600)
+        self.assertEqual(store.get("r:5000"), AuthEntry(Credentials("u", "p")))
+
+    def test_paxctl_0x_logins_still_work(self) -> None:
+        self.write_legacy()
+        store = CredentialStore.for_home(None)
+        self.assertEqual(store.get("old:5000"), AuthEntry(Credentials("admin", "pw")))
+        self.assertEqual(store.default(), "old:5000")
+        # a logout forgets it there too
+        self.assertTrue(store.remove("old:5000"))
+        self.assertIsNone(store.get("old:5000"))
+        self.assertNotIn("old:5000", json.loads(self.legacy.read_text())["auths"])
+
+    def test_explicit_home_is_read_alone(self) -> None:
+        self.write_legacy()
+        mine = self.home / "elsewhere"
+        store = CredentialStore.for_home(mine)
+        self.assertIsNone(store.get("old:5000"))
+        self.assertIsNone(store.default())
+        store.save("r:1", AuthEntry(None), True)
+        self.assertTrue((mine / "config.json").is_file())
+        self.assertFalse((self.home / ".spectro").exists())
+
+    def test_certs_d_of_the_home_and_of_paxctl_0x(self) -> None:
+        server = parse_server("reg:5000")
+        old = self.home / ".config" / "paxctl" / "certs.d" / "reg:5000" / "ca.crt"
+        old.parent.mkdir(parents=True)
+        old.write_text("-----BEGIN CERTIFICATE-----\n")
+        store = CredentialStore.for_home(None)
+        self.assertEqual(store.ca_files(server), [old])
+        ca = self.home / "ca.pem"
+        ca.write_text("-----BEGIN CERTIFICATE-----\n")
+        installed = store.install_ca(server, ca)
+        self.assertEqual(installed, self.home / ".spectro" / "certs.d" / "reg:5000" / "ca.crt")
+        self.assertEqual(store.ca_files(server), [installed, old])
+        self.assertEqual(CredentialStore.for_home(self.home / "x").ca_files(server), [])

@@ -376,7 +376,8 @@ class RoundTripMixin(_Base):
     async def test_login(self) -> None:
         """A wrong password fails clearly and stores nothing; the right one stores 0600."""
         daemon = await self.start()
-        config = self.home / ".config" / "paxctl" / "config.json"
+        # ~/.spectro, the vendor CLI's home (paxctl 0.x wrote ~/.config/paxctl: still read)
+        config = self.home / ".spectro" / "config.json"
         wrong = await self.paxctl(
             "login", daemon.host, "--insecure", "-u", "admin", "--password-stdin", stdin="nope\n"
         )
@@ -678,7 +679,7 @@ class TLSMixin(_Base):
             "--default",
             stdin=ADMIN[1] + "\n",
         )
-        self.assertTrue((self.home / ".config/paxctl/certs.d" / by_name / "ca.crt").is_file())
+        self.assertTrue((self.home / ".spectro/certs.d" / by_name / "ca.crt").is_file())
         await self.ok("pack", "push", str(copy_sample("cni-flannel", self.tmp)))
         report = await self.paxctl("check", server, "--ca-cert", str(ca_file))
         self.assertEqual(report.returncode, 1)

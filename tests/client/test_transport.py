@@ -70,15 +70,36 @@ class ProgressTests(SynchronousTestCase):
         self.assertEqual(stream.getvalue(), "")
 
     def test_bar_on_a_terminal(self) -> None:
+        """Bytes done of the total, the percentage, the rate and the time left; 100% at the end."""
         stream = TTY()
-        now = [0.0]
-        bar = Bar(stream, "content.tar.gz", 2 * 1024 * 1024, clock=lambda: now[0])
+        bar = Bar(stream, "content.tar.gz", 2 * 1024 * 1024, interval=0)
         with bar:
-            now[0] = 1.0
             bar.update(1024 * 1024)
-        lines = stream.getvalue()
-        self.assertIn(" 50% 1.0 MiB/2.0 MiB", lines)
-        self.assertTrue(lines.endswith("100% 2.0 MiB/2.0 MiB\x1b[K\n"))
+        frames = stream.getvalue().split("\r")
+        half = next(f for f in frames if " 50%" in f)
+        self.assertIn("1.00M/2.00M", half)
+        self.assertRegex(half, r"\[\d\d:\d\d<\d\d:\d\d, [\d.]+[kMG]?B/s\]")  # elapsed<left, rate
+        self.assertTrue(frames[-1].startswith("content.tar.gz"))
+        self.assertIn("100%", frames[-1])
+        self.assertIn("2.00M/2.00M", frames[-1])
+        self.assertTrue(frames[-1].endswith("\n"))
+
+    def test_reset_moves_the_bar_back(self) -> None:
+        """A retried chunk does not count twice."""
+        stream = TTY()
+        bar = Bar(stream, "x", 100, interval=0)
+        bar.update(60)
+        bar.reset(20)
+        self.assertEqual(bar.done, 20)
+        bar.update(10)
+        self.assertIn("30.0/100", stream.getvalue().split("\r")[-1])
+        bar.__exit__(None, None, None)
+
+    def test_long_labels_are_shortened(self) -> None:
+        stream = TTY()
+        with Progress(stream).bar("charts/a-very-long-chart-name-1.2.3.tgz", 10) as bar:
+            bar.update(10)
+        self.assertIn("charts/a-very-long-ch...", stream.getvalue())
 
     def test_human(self) -> None:
         self.assertEqual(human(10), "10 B")

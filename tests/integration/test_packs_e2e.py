@@ -134,16 +134,26 @@ class PacksEndToEndTests(TestCase):
         newest = await self.digest(paxd, "cni-flannel", "0.24.10")
         self.assertEqual(await self.digest(paxd, "cni-flannel", "0.x"), newest)
 
+        # a plain image repository holds no pack: no parent tags, and 1.x is the client's
         image = await self.image("v1.2.3")
         await skopeo_copy(self.tmp, image.ref, f"docker://{paxd.host}/library/demo:v1.2.3")
-        self.assertEqual(await self.tags(paxd, "library/demo"), ["1.2.x", "1.x", "v1.2.3"])
-        self.assertEqual(await self.digest(paxd, "library/demo", "1.x"), image.manifest_digest)
-        # a parent tag cannot be pushed (skopeo) or deleted
+        self.assertEqual(await self.tags(paxd, "library/demo"), ["v1.2.3"])
+        other = await self.image("1.x", seed=2)
+        await skopeo_copy(self.tmp, other.ref, f"docker://{paxd.host}/library/demo:1.x")
+        self.assertEqual(await self.tags(paxd, "library/demo"), ["1.x", "v1.2.3"])
+        self.assertEqual(await self.digest(paxd, "library/demo", "1.x"), other.manifest_digest)
+        await skopeo_copy(self.tmp, image.ref, f"docker://{paxd.host}/library/demo:v1.2.9")
+        self.assertEqual(await self.digest(paxd, "library/demo", "1.x"), other.manifest_digest)
+        deleted = await http_request("DELETE", paxd.url + "/v2/library/demo/manifests/1.x")
+        self.assertEqual(deleted.status, 202, deleted.describe())
+        self.assertEqual(await self.tags(paxd, "library/demo"), ["v1.2.3", "v1.2.9"])
+        # where packs are, a parent tag cannot be pushed (skopeo) or deleted
         refused = await skopeo_copy(
-            self.tmp, image.ref, f"docker://{paxd.host}/library/demo:1.x", check=False
+            self.tmp, image.ref, f"docker://{paxd.host}/cni-flannel:0.x", check=False
         )
         self.assertNotEqual(refused.returncode, 0)
-        deleted = await http_request("DELETE", paxd.url + "/v2/library/demo/manifests/1.x")
+        self.assertEqual(await self.digest(paxd, "cni-flannel", "0.x"), newest)
+        deleted = await http_request("DELETE", paxd.url + "/v2/cni-flannel/manifests/0.x")
         self.assertEqual(deleted.status, 403, deleted.describe())
         self.assertIn("parent tag maintained by the registry", deleted.body.decode())
 
@@ -165,25 +175,31 @@ class PacksEndToEndTests(TestCase):
         )
 
     async def test_distribution_directory_gets_parents_at_start(self) -> None:
+        """Packs pushed to distribution get parent tags when paxd starts; images do not."""
         root = self.tmp / "data"
         first, second = await self.image("2.0.1", seed=1), await self.image("2.1.0", seed=2)
         dist = await start_distribution(registry_config(root), self.tmp, self)
         for image in (first, second):
             await skopeo_copy(self.tmp, image.ref, f"docker://{dist.host}/library/app:{image.tag}")
+        server = ["-r", dist.host, "--insecure"]
+        for version in ("2.0.1", "2.1.0"):
+            await self.paxctl("pack", "push", str(self.sample("cni-flannel", version)), *server)
         await dist.stop()
         paxd = await start_paxd(registry_config(root), self.tmp, self)
 
         async def parents_there() -> None:
             self.assertEqual(
-                await self.tags(paxd, "library/app"),
+                await self.tags(paxd, "cni-flannel"),
                 ["2.0.1", "2.0.x", "2.1.0", "2.1.x", "2.x"],
             )
 
         await self.eventually(parents_there)
-        newest = await self.digest(paxd, "library/app", "2.1.0")
+        newest = await self.digest(paxd, "cni-flannel", "2.1.0")
         self.assertIsNotNone(newest)
-        self.assertEqual(await self.digest(paxd, "library/app", "2.x"), newest)
+        self.assertEqual(await self.digest(paxd, "cni-flannel", "2.x"), newest)
         self.assertEqual(
-            await self.digest(paxd, "library/app", "2.0.x"),
-            await self.digest(paxd, "library/app", "2.0.1"),
+            await self.digest(paxd, "cni-flannel", "2.0.x"),
+            await self.digest(paxd, "cni-flannel", "2.0.1"),
         )
+        # the image repository holds no pack: left as distribution wrote it
+        self.assertEqual(await self.tags(paxd, "library/app"), ["2.0.1", "2.1.0"])

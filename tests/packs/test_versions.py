@@ -13,6 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from paxd.packs.versions import (
     compute_parents,
     is_parent_tag,
+    is_version_label,
+    is_version_tag,
     natural_key,
     newest,
     parent_tags,
@@ -337,3 +339,25 @@ class NewestTests(SynchronousTestCase):
         self.assertEqual(
             sorted(versions, key=natural_key), ["0.1", "1.9.2", "1.9.2-rc1", "1.9.10", "1.10.0"]
         )
+
+
+class LabelsAreNotVersionsTests(SynchronousTestCase):
+    """Labels (``latest``) and parent tags (``1.x``) never count as versions (issue 15)."""
+
+    def test_a_label_never_wins(self) -> None:
+        self.assertEqual(newest(["1.14.4", "latest", "1.22.0", "recommended"]), "1.22.0")
+        self.assertIsNone(newest(["latest"]))
+        self.assertIsNone(newest(["recommended", "stable", "zz-top"]))
+
+    def test_parent_tags_never_win(self) -> None:
+        self.assertIsNone(newest(["1.x", "1.22.x"]))
+        self.assertEqual(newest(["22.04", "9.x"]), "22.04")
+
+    def test_version_shaped_labels(self) -> None:
+        for label in ("1.2.3", "v1.2.3", "1.0.0-rc.1", "22.04", "v1.2", "2024.1-1"):
+            self.assertTrue(is_version_label(label), label)
+        for label in ("latest", "stable", "1.x", "1.2.x", "v", "1", "lts__1.2.3", "a1.2"):
+            self.assertFalse(is_version_label(label), label)
+        self.assertTrue(is_version_tag("1.2.3"))
+        self.assertFalse(is_version_tag("lts__1.2.3"))
+        self.assertFalse(is_version_tag("latest"))
