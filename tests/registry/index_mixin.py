@@ -100,7 +100,7 @@ class RegistryIndexTestsMixin(_Base):
         self.assertEqual(self.names(fresh), ["lib/one", "two"])
 
     def test_peer_sees_new_repositories(self) -> None:
-        peer = self.make_peer()
+        peer = self.make_peer()  # may skip: an index of one process has no peer
         self.ok(peer.load())
         self.ok(self.index.add_repository("from/one"))
         self.ok(peer.add_repository("from/two"))
