@@ -151,6 +151,7 @@ class RegistryIndexTestsMixin(_Base):
         self.ok(self.index.update_pack("cni", [], ("1.x", summary(1)), {}))
         self.assertEqual(self.packs(), {})
         plain = self.make_index(parent_tags=False)
+        self.ok(plain.load())
         self.ok(plain.update_pack("cni", [], ("1.x", summary(1)), {"2.x": "2.0.0"}))
         tags = self.packs(plain)["cni"]["tags"]
         self.assertEqual([(t["tag"], t["parents"]) for t in tags], [("1.x", [])])
