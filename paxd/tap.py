@@ -24,6 +24,7 @@ from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
 from paxd.listeners import endpoint_descriptions
 from paxd.memory import MemoryTrimService
+from paxd.registry.index import IRegistryIndex
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
@@ -97,6 +98,21 @@ def make_storage(config: Config, runner: PoolRunner) -> IStorageDriver:
 
     assert config.storage.rootdirectory is not None
     return FilesystemStorage(config.storage.rootdirectory, runner)
+
+
+def make_index(
+    config: Config, driver: IStorageDriver, reactor: Any, parent: MultiService
+) -> IRegistryIndex | None:
+    """The shared index when ``redis:`` is set; else None (the registry's own, in memory)."""
+    if config.redis is None:
+        log.info(
+            "no redis: configured: the catalog, _packs and tag locks live in this process;"
+            " run no other paxd on this storage (configure redis:, see docs/replicas.rst)"
+        )
+        return None
+    from paxd.shared.wiring import shared_index
+
+    return shared_index(config, driver, reactor, parent)
 
 
 class RegistryStartup(Service):
@@ -219,12 +235,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     ThreadPoolService(disk_pool).setServiceParent(top)
     disk = PoolRunner(reactor, disk_pool)
 
+    storage = make_storage(config, disk)
     registry = Registry(
-        make_storage(config, disk),
+        storage,
         delete_enabled=config.storage.delete_enabled,
         readonly=config.storage.readonly,
         max_page=config.catalog.maxentries,
         parent_tags=config.packs.parenttags,
+        index=make_index(config, storage, reactor, top),
     )
     RegistryStartup(registry, config).setServiceParent(top)
 

@@ -26,18 +26,15 @@ class RedisSectionTests(ErrorAssertions):
         self.assertEqual(redis.socket_timeout, 4.0)
         self.assertEqual((redis.pool.maxactive, redis.pool.idletimeout), (8, 300.0))
         self.assertTrue(redis.tls.on)
-        self.assertEqual(
-            config.warnings,
-            (
-                "redis.pool.maxidle: not used (paxd's client keeps the connections it opened); ignored",
-            ),
-        )
+        warning = "redis.pool.maxidle: not used (paxd's client keeps the connections it opened)"
+        self.assertEqual(config.warnings, (f"{warning}; ignored",))
 
     def test_distribution_3(self) -> None:
         cert, key = self.tls_files()
         redis = parse(
             f"{MINIMAL}redis:\n  addrs: [10.0.0.5:6379]\n  username: paxd\n  poolsize: 4\n"
-            f"  connmaxidletime: 60s\n  tls: {{certificate: {cert}, key: {key}, clientcas: [{cert}]}}\n"
+            f"  connmaxidletime: 60s\n"
+            f"  tls: {{certificate: {cert}, key: {key}, clientcas: [{cert}]}}\n"
         ).redis
         assert redis is not None
         self.assertEqual((redis.host, redis.port, redis.username), ("10.0.0.5", 6379, "paxd"))

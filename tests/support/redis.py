@@ -50,7 +50,7 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start the server and wait until it accepts connections."""
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 (the child keeps it)
+        log = open(self.directory / "redis.log", "ab")
         self.process = subprocess.Popen(
             [
                 self.binary,
