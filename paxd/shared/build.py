@@ -96,9 +96,6 @@ class Builder:
         if self._watcher is not None and self._watcher.running:
             self._watcher.stop()
 
-    def poke(self) -> None:
-        """A reader found the index incomplete (the watcher builds it; nothing to do sooner)."""
-
     async def _tick(self) -> None:
         self._ticks += 1
         await self._look()
@@ -136,6 +133,8 @@ class Builder:
             await self._fill(int(generation), token)
         except RegistryError as e:
             log.error("could not build the shared index: {reason}", reason=e.message)
+        except Exception:  # storage failing the walk: logged, and the watcher tries again
+            log.failure("could not build the shared index")
         finally:
             if renewer is not None and renewer.running:
                 renewer.stop()

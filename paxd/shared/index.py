@@ -156,7 +156,6 @@ class RedisIndex:
             reply = await read()
             if int(reply[0]) == 1:
                 return reply
-            self._builder.poke()
             if self._clock.seconds() >= deadline:
                 raise unavailable(
                     self.address,
