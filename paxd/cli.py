@@ -37,6 +37,16 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONFIG,
         help=f"configuration file (default {DEFAULT_CONFIG})",
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="processes sharing the listening ports, so that every core works (default:"
+        " http.workers, 1); more than one needs redis: (docs/replicas.rst)",
+    )
+    # how the parent of --workers starts each worker (not for people)
+    serve.add_argument("--worker", help=argparse.SUPPRESS)
+    serve.add_argument("--adopt", action="append", default=[], help=argparse.SUPPRESS)
     check = sub.add_parser(
         "check-config",
         help="validate a configuration file and print its warnings",
@@ -61,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``paxd`` console script."""
     argv = sys.argv[1:] if argv is None else argv
@@ -75,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return serve(args.config)
+        return serve(args.config, args.workers, args.worker, args.adopt)
     if args.command == "check-config":
         return check_config(args.config)
     parser.print_help(sys.stderr)
@@ -109,6 +125,12 @@ def check_config(path: str) -> int:
     config = options["parsed"]
     for warning in config.warnings:
         print(f"paxd: warning: {config.source}: {warning}", file=sys.stderr)
+    from paxd.workers import check_workers
+
+    refused = check_workers(config, config.http.workers, f"{config.source}: http.workers")
+    if refused is not None:
+        print(f"paxd: {refused}", file=sys.stderr)
+        return 1
     print(
         f"{config.source}: OK ({config.storage.driver} storage, listening on"
         f" {', '.join(endpoint_descriptions(config.http))})"
@@ -116,8 +138,12 @@ def check_config(path: str) -> int:
     return 0
 
 
-def log_observer(config: Any, stream: Any = None) -> Any:
-    """The observer ``log`` asks for: its level, text or JSON lines, and its extra fields."""
+def log_observer(config: Any, stream: Any = None, worker: int | None = None) -> Any:
+    """The observer ``log`` asks for: its level, text or JSON lines, and its extra fields.
+
+    A worker of ``--workers`` tags its events: ``worker`` in JSON, ``[wN:namespace#level]``
+    in text.
+    """
     from twisted.logger import (
         FilteringLogObserver,
         ILogObserver,
@@ -138,27 +164,54 @@ def log_observer(config: Any, stream: Any = None) -> Any:
     else:
         sink = textFileLogObserver(stream)
     fields = dict(config.fields or {})
+    if worker is not None:
+        fields["worker"] = worker
 
     @provider(ILogObserver)
     def with_fields(event: dict[str, Any]) -> None:
         # the configured fields (e.g. service: registry) on every event, never over its own
-        sink({**{k: v for k, v in fields.items() if k not in event}, **event} if fields else event)
+        if fields:
+            event = {**{k: v for k, v in fields.items() if k not in event}, **event}
+        if worker is not None and "log_system" not in event:
+            level = event.get("log_level")
+            name = level.name if level is not None else "-"
+            event["log_system"] = f"w{worker}:{event.get('log_namespace', '-')}#{name}"
+        sink(event)
 
     return FilteringLogObserver(with_fields, [predicate])
 
 
-def serve(path: str) -> int:
-    """``paxd serve``: run until SIGINT or SIGTERM."""
+def serve(
+    path: str, workers: int | None = None, worker: str | None = None, adopt: list[str] | None = None
+) -> int:
+    """``paxd serve``: run until SIGINT or SIGTERM (as N workers, or as one of them)."""
     options = _options(path)
     if options is None:
         return 1
+    config = options["parsed"]
+    count = workers if workers is not None else config.http.workers
+    if worker is None and count > 1:
+        from paxd.workers.run import serve_workers
+
+        where = f"--workers {count}" if workers is not None else f"{config.source}: http.workers"
+        return serve_workers(path, options, count, where, log_observer(config.log))
+    if worker is not None:
+        from paxd.workers.run import as_worker
+
+        as_worker(options, worker, adopt or [])
+    return _run(options)
+
+
+def _run(options: Any) -> int:
+    """Run the service tree of *options* on the reactor, logging to standard error."""
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner
 
     from paxd.tap import makeService
 
+    index = options["worker"][0] if options.get("worker") else None
     globalLogBeginner.beginLoggingTo(
-        [log_observer(options["parsed"].log)], redirectStandardIO=False
+        [log_observer(options["parsed"].log, worker=index)], redirectStandardIO=False
     )
     service = makeService(options, reactor)
     failed: list[BaseException] = []

@@ -24,6 +24,7 @@ from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
 from paxd.listeners import endpoint_descriptions
 from paxd.memory import MemoryTrimService
+from paxd.registry.index import IRegistryIndex
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
@@ -97,6 +98,21 @@ def make_storage(config: Config, runner: PoolRunner) -> IStorageDriver:
 
     assert config.storage.rootdirectory is not None
     return FilesystemStorage(config.storage.rootdirectory, runner)
+
+
+def make_index(
+    config: Config, driver: IStorageDriver, reactor: Any, parent: MultiService
+) -> IRegistryIndex | None:
+    """The shared index when ``redis:`` is set; else None (the registry's own, in memory)."""
+    if config.redis is None:
+        log.info(
+            "no redis: configured: the catalog, _packs and tag locks live in this process;"
+            " run no other paxd on this storage (configure redis:, see docs/replicas.rst)"
+        )
+        return None
+    from paxd.shared.wiring import shared_index
+
+    return shared_index(config, driver, reactor, parent)
 
 
 class RegistryStartup(Service):
@@ -174,14 +190,42 @@ def make_api_factory(
     )
 
 
-def listen(config: Config, site: RegistrySite, tls: Any, reactor: Any, top: MultiService) -> None:
-    """One listening service per endpoint: the registry's, and port 80's redirects."""
+def _endpoint(reactor: Any, description: str, adopted: Any) -> Any:
+    """The endpoint of *description*: parsed, or (a worker) the socket its parent bound.
+
+    None: a worker other than worker 0 does not serve port 80.
+    """
+    if adopted is None:
+        return serverFromString(reactor, description)
+    from twisted.internet.endpoints import AdoptedStreamServerEndpoint
+
+    from paxd.workers.sockets import FAMILIES
+
+    for socket in adopted:
+        if socket.description == description:
+            return AdoptedStreamServerEndpoint(reactor, socket.fd, FAMILIES[socket.family])
+    return None
+
+
+def listen(
+    config: Config,
+    site: RegistrySite,
+    tls: Any,
+    reactor: Any,
+    top: MultiService,
+    adopted: Any = None,
+) -> None:
+    """One listening service per endpoint: the registry's, and port 80's redirects.
+
+    :param adopted: a worker's sockets (:class:`paxd.workers.sockets.Adopted`), bound by its
+        parent; None: bind them here.
+    """
     descriptions = endpoint_descriptions(config.http)
     # One TLS factory for every listener: a renewed certificate reaches them all.
     # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
     factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)
     for description in descriptions:
-        endpoint = serverFromString(reactor, description)
+        endpoint = _endpoint(reactor, description, adopted)
         StreamServerEndpointService(endpoint, factory).setServiceParent(top)
         log.info(
             "listening on {description} ({scheme})",
@@ -191,7 +235,9 @@ def listen(config: Config, site: RegistrySite, tls: Any, reactor: Any, top: Mult
     if tls is not None and tls.plain is not None:
         # Port 80: ACME HTTP-01 and redirects to https, never registry content.
         for description in config.http.redirect:
-            endpoint = serverFromString(reactor, description)
+            endpoint = _endpoint(reactor, description, adopted)
+            if endpoint is None:
+                continue
             StreamServerEndpointService(endpoint, tls.plain).setServiceParent(top)
             log.info(
                 "listening on {description} (http: redirects to https)", description=description
@@ -219,12 +265,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     ThreadPoolService(disk_pool).setServiceParent(top)
     disk = PoolRunner(reactor, disk_pool)
 
+    storage = make_storage(config, disk)
     registry = Registry(
-        make_storage(config, disk),
+        storage,
         delete_enabled=config.storage.delete_enabled,
         readonly=config.storage.readonly,
         max_page=config.catalog.maxentries,
         parent_tags=config.packs.parenttags,
+        index=make_index(config, storage, reactor, top),
     )
     RegistryStartup(registry, config).setServiceParent(top)
 
@@ -240,12 +288,24 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         access_log=not config.log.accesslog_disabled,
     )
 
+    worker = options.get("worker")
+    if worker is not None:
+        from paxd.workers.run import ParentWatch
+
+        ParentWatch(reactor).setServiceParent(top)
     tls = None
     if options["tls"]:
         from paxd.tls.wiring import build_tls
 
-        tls = build_tls(options["tls"], config, reactor, top, disk)
-    listen(config, site, tls, reactor, top)
+        # with --workers, worker 0 alone asks for ACME certificates; the others read them
+        if worker is None:
+            tls = build_tls(options["tls"], config, reactor, top, disk)
+        else:
+            tls = build_tls(
+                options["tls"], config, reactor, top, disk,
+                role="issuer" if worker[0] == 0 else "follower",
+            )  # fmt: skip
+    listen(config, site, tls, reactor, top, options.get("adopted"))
     return top
 
 

@@ -23,6 +23,7 @@ import attrs
 
 from paxd.config import rules
 from paxd.config.decode import or_list
+from paxd.config.redis import RedisConfig
 from paxd.config.schema import (
     ANY,
     LEAF,
@@ -354,6 +355,8 @@ class HTTPConfig:
         ),
     )
     headers: dict[str, list[str]] = mapping(MapOf(ListOf(LEAF)), header_lists())
+    #: paxd extension: processes serving the listeners (``paxd serve --workers N``); >1 needs redis
+    workers: int = leaf(integer(minimum=1), default=1)
     #: seconds to wait for requests in flight at shutdown (Go duration in the file)
     draintimeout: float = leaf(
         duration(),
@@ -479,7 +482,8 @@ class Config:
     catalog: CatalogConfig = section(CatalogConfig)
     packs: PacksConfig = section(PacksConfig)
     notifications: Any = unimplemented()
-    redis: Any = unimplemented()
+    #: shared state of several paxd processes (:mod:`paxd.config.redis`); None: this process's own
+    redis: RedisConfig | None = section(RedisConfig, default=None)
     middleware: Any = unimplemented()
     reporting: Any = unimplemented()
     proxy: Any = unimplemented()

@@ -1,13 +1,14 @@
-"""An in-memory, sorted index of repository names, shared between replicas by a journal.
+"""An in-memory, sorted index of repository names: one process's catalog.
 
 distribution answers ``/v2/_catalog`` by walking the whole storage, which
 takes minutes on a large or remote store even for ``n=1``.  paxd walks once,
-at start-up, and then keeps a sorted list so a page is a bisection.
+at start-up (:func:`walk_repositories`), and then keeps a sorted list so a
+page is a bisection.
 
-Several paxd processes may serve one storage.  Each appends the names of the
-repositories it creates to :data:`~paxd.registry.layout.CATALOG_JOURNAL`; on
-every listing each process reads whatever the journal gained since it last
-looked, so a repository pushed through another replica is listed at once.
+This catalog is one process's.  Several paxd processes on one storage share
+theirs in Redis instead (``paxd.shared``, configured by ``redis:``), which
+also holds the pack index and the tag locks; the journal file in storage
+that earlier versions appended to shared only the catalog, so it is gone.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from twisted.logger import Logger
 
 from paxd.registry import layout
 from paxd.registry.reference import NAME_MAX, NAME_RE
-from paxd.storage.interface import IStorageDriver, PathNotFound
+from paxd.storage.interface import IStorageDriver
 
 log = Logger()
 
 #: the directories that make a directory under ``repositories/`` a repository
 REPOSITORY_MARKERS = ("_layers", "_manifests", "_uploads")
-_CHUNK = 1024 * 1024
 
 
 def catalog_key(name: str) -> str:
@@ -59,6 +59,12 @@ def paginate(
     return items, more
 
 
+async def walk_repositories(driver: IStorageDriver) -> list[str]:
+    """Every repository *driver* holds (a directory with distribution's markers), unsorted."""
+    found = await driver.walk_dirs(layout.REPOSITORIES, REPOSITORY_MARKERS, "_")
+    return [name for name in found if valid_name(name)]
+
+
 def valid_name(name: str) -> bool:
     """True if *name* (read from storage, not from a client) is a repository name."""
     return 0 < len(name) <= NAME_MAX and NAME_RE.match(name) is not None
@@ -67,7 +73,7 @@ def valid_name(name: str) -> bool:
 class Catalog:
     """The sorted repository names of one storage, as this process knows them.
 
-    :param driver: the storage; the journal is read and appended through it.
+    :param driver: the storage, walked at start-up.
     """
 
     def __init__(self, driver: IStorageDriver) -> None:
@@ -76,8 +82,6 @@ class Catalog:
         # ~log2(n) names a bisection looks at, and membership is a bisection
         # too (a parallel key list and a set tripled the memory per name).
         self._names: list[str] = []
-        #: bytes of the journal already merged
-        self._journal_offset = 0
 
     def _index(self, name: str) -> tuple[int, bool]:
         """Where *name* is or would go in the sorted list, and whether it is there."""
@@ -90,6 +94,10 @@ class Catalog:
     def __len__(self) -> int:
         return len(self._names)
 
+    def names(self) -> list[str]:
+        """Every name, in catalog order (a copy)."""
+        return list(self._names)
+
     def _add(self, name: str) -> bool:
         i, present = self._index(name)
         if present or not valid_name(name):
@@ -97,11 +105,8 @@ class Catalog:
         self._names.insert(i, name)
         return True
 
-    def _merge(self, names: Iterable[str]) -> int:
-        return sum(1 for name in names if self._add(name))
-
     def _merge_many(self, names: Iterable[str]) -> int:
-        """Like :meth:`_merge`, in one sort rather than an insertion each (start-up)."""
+        """Add *names* in one sort rather than an insertion each (start-up)."""
         before = len(self._names)
         merged = set(self._names)
         merged.update(name for name in names if valid_name(name))
@@ -109,57 +114,15 @@ class Catalog:
         return len(self._names) - before
 
     async def load(self) -> None:
-        """Walk the storage for repositories and read the journal: once, at start-up."""
-        found = await self.driver.walk_dirs(layout.REPOSITORIES, REPOSITORY_MARKERS, "_")
-        added = self._merge_many(found)
-        del found
-        added += await self.refresh()
+        """Walk the storage for repositories: once, at start-up."""
+        added = self._merge_many(await walk_repositories(self.driver))
         log.info("catalog loaded: {count} repositories", count=len(self._names), added=added)
 
-    async def refresh(self) -> int:
-        """Merge what other processes appended to the journal since the last look.
-
-        Returns the number of names that were new to this process.
-        """
-        try:
-            info = await self.driver.stat(layout.CATALOG_JOURNAL)
-        except PathNotFound:
-            return 0
-        start = self._journal_offset
-        if info.size <= start:
-            return 0
-        reader = await self.driver.reader(layout.CATALOG_JOURNAL, start)
-        try:
-            chunks = []
-            while True:
-                chunk = await reader.read(_CHUNK)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        finally:
-            await reader.close()
-        tail = b"".join(chunks)
-        # only whole lines: another process may be half-way through an append
-        end = tail.rfind(b"\n") + 1
-        lines = tail[:end].decode("utf-8", "replace").splitlines()
-        # concurrent refreshes read the same tail: merging is idempotent, the
-        # offset only moves forward
-        self._journal_offset = max(self._journal_offset, start + end)
-        return self._merge(line.strip() for line in lines)
-
     async def record(self, name: str) -> None:
-        """Note that *name* exists now, telling other processes through the journal.
-
-        The name joins this process's list only once the journal has it, so
-        a failed append is retried by the next write into the repository.
-        """
-        if name in self:
-            return
-        await self.driver.append_line(layout.CATALOG_JOURNAL, name.encode("utf-8"))
+        """Note that *name* exists now."""
         if self._add(name):
             log.info("new repository {name}", name=name)
 
     async def page(self, n: int, last: str | None) -> tuple[list[str], bool]:
-        """Up to *n* names after *last*, and whether more follow, after merging the journal."""
-        await self.refresh()
+        """Up to *n* names after *last*, and whether more follow."""
         return paginate(self._names, None, n, last)

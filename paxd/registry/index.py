@@ -2,18 +2,24 @@
 
 :class:`IRegistryIndex` is all the stores and the web layer may ask of it;
 every method returns a Deferred, so that an implementation shared by several
-paxd processes (over a network store) fits behind the same interface.
-:class:`InProcessIndex` is paxd's own: the sorted catalog of
-:mod:`paxd.registry.catalog` (shared between processes by its journal in
-storage), the pack index of :mod:`paxd.registry.packindex`, and one
+paxd processes (``paxd.shared.index.RedisIndex``, over Redis) fits behind the
+same interface.  :class:`InProcessIndex` is one process's own: the sorted
+catalog of :mod:`paxd.registry.catalog`, the pack index of
+:mod:`paxd.registry.packindex`, and one
 :class:`~twisted.internet.defer.DeferredLock` per repository whose tags are
-being changed.
+being changed.  It is right only while one paxd process serves the storage.
+
+The index is filled from storage by the registry (:class:`IndexSource`, the
+start-up indexing of :mod:`paxd.registry.indexing`): at once for an
+in-process index; for a shared one only when it must be (built for the first
+time, or lost with a Redis restart), and one repository at a time when a tag
+change was left unfinished (a process killed or stalled in its turn).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredLock, succeed
@@ -44,6 +50,20 @@ class PackPage:
     more: bool
 
 
+class IndexSource(Protocol):
+    """How an index is filled from storage: the registry's start-up indexing."""
+
+    async def fill(self, names: Sequence[str]) -> None:
+        """Repair the parent tags of each of *names* and :meth:`~IRegistryIndex.set_pack` it.
+
+        Each repository in its turn (:meth:`IRegistryIndex.serialise`); never fails
+        (a repository that cannot be read is logged and skipped).
+        """
+
+    async def repair(self, name: str) -> None:
+        """The same for repository *name* alone, already in its turn; fails if storage does."""
+
+
 class IRegistryIndex(Interface):
     """The registry's state beyond single repositories; see the module docstring.
 
@@ -51,8 +71,17 @@ class IRegistryIndex(Interface):
     repository stores (the stores do), only what is known across them.
     """
 
-    def load() -> Deferred[None]:
-        """At start-up: make the catalog cover every repository storage holds."""
+    def load(source: IndexSource | None = None) -> Deferred[None]:
+        """At start-up: make the catalog cover every repository storage holds.
+
+        :param source: fills the pack index (and repairs parent tags) from
+            storage, whenever the index must be filled; without it only the
+            catalog is.  Fires once this process may serve (a shared index that
+            another process is still building answers UNAVAILABLE meanwhile).
+        """
+
+    def check() -> Deferred[None]:
+        """Succeed if the index can answer; else fail with RegistryError UNAVAILABLE (/health)."""
 
     def add_repository(name: str) -> Deferred[None]:
         """Note that repository *name* exists (idempotent); it is listed once this fires."""
@@ -96,7 +125,7 @@ class IRegistryIndex(Interface):
 class InProcessIndex:
     """The index of one paxd process; see the module docstring.
 
-    :param driver: the storage (walked at start-up; holds the catalog journal).
+    :param driver: the storage (walked at start-up).
     :param parent_tags: whether parent tags are the registry's: then they are
         listed under the version tag they point at, not as tags of their own.
     """
@@ -108,8 +137,16 @@ class InProcessIndex:
         self._locks: dict[str, DeferredLock] = {}
 
     # -- the catalog -----------------------------------------------------------
-    def load(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._catalog.load())
+    def load(self, source: IndexSource | None = None) -> Deferred[None]:
+        async def load() -> None:
+            await self._catalog.load()
+            if source is not None:
+                await source.fill(self._catalog.names())
+
+        return Deferred.fromCoroutine(load())
+
+    def check(self) -> Deferred[None]:
+        return succeed(None)
 
     def add_repository(self, name: str) -> Deferred[None]:
         if name in self._catalog:

@@ -1,19 +1,23 @@
 """Start-up indexing: the catalog, then each repository's parent tags and packs, from storage.
 
-Run once when the daemon starts.  The index learns every repository
-(:meth:`~paxd.registry.index.IRegistryIndex.load`), then a few workers take
-the repositories in turn: each repository's packs are indexed and, if it
-holds any, its parent tags are made to match its version tags (a directory
-written by Docker distribution, or left by a kill mid-update, is repaired;
-not in read-only mode; a repository that no longer holds a pack loses its
-parent tags, see :mod:`paxd.registry.packrepo`), in the repository's turn so
-that pushes arriving meanwhile wait.
-A ``_packs`` listing asked for before the end waits for all of it.
+Run when the daemon starts.  The index learns every repository
+(:meth:`~paxd.registry.index.IRegistryIndex.load`) and calls back
+:meth:`StartupIndexer.fill` when its packs must be filled from storage (an
+in-process index always; a shared one only if no other process did): a few
+workers take the repositories in turn; each repository's packs are indexed
+and, if it holds any, its parent tags are made to match its version tags (a
+directory written by Docker distribution, or left by a kill mid-update, is
+repaired; not in read-only mode; a repository that no longer holds a pack
+loses its parent tags, see :mod:`paxd.registry.packrepo`), in the
+repository's turn so that pushes arriving meanwhile wait.  A ``_packs``
+listing asked for during a fill waits for all of it.
+:meth:`StartupIndexer.repair` does the same for one repository, when a shared
+index finds a tag change left unfinished.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
@@ -30,8 +34,6 @@ log = Logger()
 
 #: repositories examined at once at start-up (parent tags and the pack index)
 START_CONCURRENCY = 16
-#: repository names asked of the index at once
-_NAMES_PAGE = 100_000
 
 
 class StartupIndexer:
@@ -57,84 +59,87 @@ class StartupIndexer:
         return d
 
     def run(self) -> Deferred[None]:
-        """Index everything storage holds."""
-        return Deferred.fromCoroutine(self._run())
+        """Load the index (it calls :meth:`fill` if it must be filled from storage)."""
+        return Deferred.fromCoroutine(self._while_running(lambda: self._context.index.load(self)))
 
-    async def _run(self) -> None:
+    async def _while_running(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run *work*; :meth:`ready` waits for it (for the outermost, if nested)."""
+        if self._waiting is not None:
+            await work()
+            return
         self._waiting = []
-        packs = 0
-        names: list[str] = []
         try:
-            await self._context.index.load()
-            names = await self._names()
-            # A few workers taking names in turn, not a Deferred per repository
-            # queued at once: at 10,000 repositories those left ~18 MiB of
-            # fragmented heap behind for the life of the process.
-            pending = iter(names)
-
-            async def worker() -> None:
-                nonlocal packs
-                for name in pending:
-                    packs += bool(await self._load(name))
-
-            await gatherResults(
-                [Deferred.fromCoroutine(worker()) for _ in range(START_CONCURRENCY)],
-                consumeErrors=True,
-            )
+            await work()
         finally:
             waiting, self._waiting = self._waiting, None
             for d in waiting:
                 d.callback(None)
+
+    async def fill(self, names: Sequence[str]) -> None:
+        """Index each of *names* from storage, each in its repository's turn."""
+        await self._while_running(lambda: self._fill(names))
+
+    async def _fill(self, names: Sequence[str]) -> None:
+        packs = 0
+        # A few workers taking names in turn, not a Deferred per repository
+        # queued at once: at 10,000 repositories those left ~18 MiB of
+        # fragmented heap behind for the life of the process.
+        pending = iter(names)
+
+        async def worker() -> None:
+            nonlocal packs
+            for name in pending:
+                packs += bool(await self._load(name))
+
+        await gatherResults(
+            [Deferred.fromCoroutine(worker()) for _ in range(START_CONCURRENCY)],
+            consumeErrors=True,
+        )
         log.info(
             "pack index loaded: {count} packs in {repositories} repositories",
             count=packs,
             repositories=len(names),
         )
 
-    async def _names(self) -> list[str]:
-        """Every repository the index knows, in catalog order."""
-        names: list[str] = []
-        last: str | None = None
-        while True:
-            page = await self._context.index.repositories(_NAMES_PAGE, last)
-            names.extend(page.items)
-            if not page.more or not page.items:
-                return names
-            last = page.items[-1]
+    async def repair(self, name: str) -> None:
+        """Repair *name*'s parent tags and index its packs (in its turn already)."""
+        await self._index_one(name)
 
     def _load(self, name: str) -> Deferred[bool | None]:
         """Repair *name*'s parent tags and index its packs; True if it holds a pack.
 
         Never fails: errors are logged (and the answer is None).
         """
-        context = self._context
-        tags = self._repository(name).tags
-
-        async def load() -> bool:
-            names = await tags.names()
-            digests = await tags.currents(names)
-            summaries: dict[str, PackSummary | None] = {}
-            by_digest: dict[Digest, PackSummary | None] = {}
-            for tag in names:
-                digest = digests.get(tag)
-                if digest is None or (context.parent_tags and versions.is_parent_tag(tag)):
-                    continue
-                if digest not in by_digest:
-                    by_digest[digest] = await self._summary_of(digest)
-                summaries[tag] = by_digest[digest]
-            holds = any(s is not None for s in summaries.values())
-            parents: dict[str, str | None] = {}
-            if context.parent_tags:
-                # parent tags only where packs are (paxd.registry.packrepo)
-                parents = await tags.settle(holds, names, digests, write=not context.readonly)
-            await context.index.set_pack(
-                name, summaries, {p: t for p, t in parents.items() if t is not None}
-            )
-            return holds
-
-        d: Deferred[bool | None] = context.index.serialise(name, load)
+        d: Deferred[bool | None] = self._context.index.serialise(
+            name, lambda: self._index_one(name)
+        )
         d.addErrback(lambda f: log.failure("could not load the tags of {name}", f, name=name))
         return d
+
+    async def _index_one(self, name: str) -> bool:
+        """Index *name*'s packs and, where it holds any, repair its parent tags; True if it does."""
+        context = self._context
+        tags = self._repository(name).tags
+        names = await tags.names()
+        digests = await tags.currents(names)
+        summaries: dict[str, PackSummary | None] = {}
+        by_digest: dict[Digest, PackSummary | None] = {}
+        for tag in names:
+            digest = digests.get(tag)
+            if digest is None or (context.parent_tags and versions.is_parent_tag(tag)):
+                continue
+            if digest not in by_digest:
+                by_digest[digest] = await self._summary_of(digest)
+            summaries[tag] = by_digest[digest]
+        holds = any(s is not None for s in summaries.values())
+        parents: dict[str, str | None] = {}
+        if context.parent_tags:
+            # parent tags only where packs are (paxd.registry.packrepo)
+            parents = await tags.settle(holds, names, digests, write=not context.readonly)
+        await context.index.set_pack(
+            name, summaries, {p: t for p, t in parents.items() if t is not None}
+        )
+        return holds
 
     async def _summary_of(self, digest: Digest) -> PackSummary | None:
         try:

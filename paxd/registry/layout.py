@@ -22,7 +22,6 @@ BLOBS = f"{ROOT}/blobs"
 REPOSITORIES = f"{ROOT}/repositories"
 #: paxd's own bookkeeping, outside anything distribution reads.
 PAXD = "/paxd"
-CATALOG_JOURNAL = f"{PAXD}/catalog.journal"
 
 
 def blob_dir(digest: Digest) -> str:

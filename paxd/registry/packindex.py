@@ -205,6 +205,13 @@ class PackIndex:
         self._settle(name)
 
     # -- reading ---------------------------------------------------------------
+    def state(self, name: str) -> tuple[dict[str, PackSummary], dict[str, str]]:
+        """What is known of *name*: its listed tags' summaries and its parent tags (copies)."""
+        pack = self._packs.get(name)
+        if pack is None:
+            return {}, {}
+        return dict(pack.tags), dict(pack.parents)
+
     def document(self, name: str) -> dict[str, Any] | None:
         """The ``_packs`` entry of *name*, or None if it is not a pack."""
         pack = self._packs.get(name)

@@ -158,7 +158,11 @@ class Registry:
 
     @deferred
     async def check_health(self) -> None:
-        """Succeed if storage is usable; else fail with RegistryError UNAVAILABLE naming why."""
+        """Succeed if storage and the index are usable; else fail with RegistryError UNAVAILABLE."""
+        await self._check_storage()
+        await self.index.check()
+
+    async def _check_storage(self) -> None:
         driver = self.context.driver
         try:
             if self.context.readonly:

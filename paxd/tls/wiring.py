@@ -34,6 +34,7 @@ from paxd.tls.certificates import (
     utcnow,
 )
 from paxd.tls.context import ServerTLS, TLSPolicy, policy_from_config
+from paxd.tls.follow import StoredCertificates
 from paxd.tls.issuing import AcmeIssuer, IssuingService
 from paxd.tls.plain import plain_site
 from paxd.tls.reload import CertificateFiles, SighupService
@@ -141,8 +142,14 @@ def build_tls(
     disk: PoolRunner,
     *,
     acme_verify: bool | str = True,
+    role: Literal["alone", "issuer", "follower"] = "alone",
 ) -> BuiltTLS:
-    """The TLS services under *parent*; *disk* is the file I/O pool's runner."""
+    """The TLS services under *parent*; *disk* is the file I/O pool's runner.
+
+    *role* (``paxd serve --workers``): the ACME issuer of several workers answers
+    HTTP-01 only (a TLS-ALPN-01 check may reach another worker); a follower asks for
+    nothing and serves what the issuer stores (:mod:`paxd.tls.follow`).
+    """
     tls_config = config.http.tls
     assert tls_config is not None
     for warning in prepared.warnings:
@@ -168,7 +175,23 @@ def build_tls(
         )
         return BuiltTLS(tls=tls, plain=plain, files=files)
 
-    return _build_acme(prepared, config, reactor, parent, acme_verify)
+    if role == "follower":
+        return _follow_acme(prepared, config, reactor, parent)
+    return _build_acme(prepared, config, reactor, parent, acme_verify, alpn=role == "alone")
+
+
+def _follow_acme(
+    prepared: PreparedTLS, config: Config, reactor: Any, parent: MultiService
+) -> BuiltTLS:
+    """A worker other than worker 0: the certificates it stores, no issuer, no port 80."""
+    le = config.http.tls.letsencrypt if config.http.tls else None
+    assert le is not None
+    tls = ServerTLS(prepared.bundle, prepared.policy)
+    pool = make_pool("paxd-acme", 1)
+    ThreadPoolService(pool).setServiceParent(parent)
+    store = DirectoryStore(le.cachefile, PoolRunner(reactor, pool))
+    StoredCertificates(le.hosts[0].lower(), store, tls, reactor).setServiceParent(parent)
+    return BuiltTLS(tls=tls)
 
 
 def _build_acme(
@@ -177,14 +200,15 @@ def _build_acme(
     reactor: Any,
     parent: MultiService,
     acme_verify: bool | str,
+    alpn: bool = True,
 ) -> BuiltTLS:
     """The ACME issuing services (``http.tls.letsencrypt``) under *parent*."""
     tls_config = config.http.tls
     assert tls_config is not None
     le = tls_config.letsencrypt
     assert le is not None
-    alpn = TLSALPN01Responder()
-    tls = ServerTLS(prepared.bundle, prepared.policy, challenges=alpn)
+    alpn_responder = TLSALPN01Responder()
+    tls = ServerTLS(prepared.bundle, prepared.policy, challenges=alpn_responder)
     pool = make_pool("paxd-acme", ACME_THREADS)
     ThreadPoolService(pool).setServiceParent(parent)
     runner = PoolRunner(reactor, pool)
@@ -195,7 +219,8 @@ def _build_acme(
         # A port-80 listener exists: prefer HTTP-01 there, TLS-ALPN-01 as the fallback.
         http01 = HTTP01Responder()
         responders.append(http01)
-    responders.append(alpn)
+    if alpn or http01 is None:
+        responders.append(alpn_responder)
     issuer = AcmeIssuer(
         directory_url=le.directoryurl,
         email=le.email,

@@ -10,14 +10,14 @@ class KeyTests(ErrorAssertions):
 
     def test_unimplemented_keys_warn_once_each(self) -> None:
         config = parse(
-            f"{MINIMAL}notifications: {{endpoints: []}}\nredis: {{addr: x}}\n"
+            f"{MINIMAL}notifications: {{endpoints: []}}\nreporting: {{bugsnag: {{}}}}\n"
             "http: {debug: {addr: ':5001'}, http2: {disabled: true}}\nproxy:\n"
         )
         self.assertEqual(
             config.warnings,
             (
                 "notifications: not implemented by paxd; ignored",
-                "redis: not implemented by paxd; ignored",
+                "reporting: not implemented by paxd; ignored",
                 "http.debug: not implemented by paxd; ignored",
                 "http.http2: not implemented by paxd; ignored",
             ),

@@ -141,6 +141,8 @@ class SampleFileTests(SynchronousTestCase):
         self.assertEqual(config.http.draintimeout, 90.0)
         self.assertTrue(config.health.storagedriver_enabled)
         self.assertEqual(config.catalog.maxentries, 500)
+        assert config.redis is not None
+        self.assertEqual((config.redis.host, config.redis.port), ("localhost", 6379))
         warned = sorted(w.split(":")[0] for w in config.warnings)
         self.assertEqual(
             warned,
@@ -151,7 +153,6 @@ class SampleFileTests(SynchronousTestCase):
                 "http.secret",
                 "log.hooks",
                 "notifications",
-                "redis",
                 "storage.cache",
                 "storage.filesystem.maxthreads",
                 "storage.maintenance.uploadpurging",

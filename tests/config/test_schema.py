@@ -73,6 +73,7 @@ http.tls.letsencrypt.directoryurl: leaf
 http.tls.letsencrypt.email: leaf
 http.tls.letsencrypt.hosts: list of leaf
 http.tls.minimumtls: leaf
+http.workers: leaf
 log: section
 log.accesslog: section
 log.accesslog.disabled: leaf
@@ -88,7 +89,30 @@ packs: section
 packs.parenttags: leaf
 policy: any
 proxy: any
-redis: any
+redis: section
+redis.addr: leaf
+redis.addrs: list of leaf
+redis.clientname: any
+redis.connmaxidletime: leaf
+redis.db: leaf
+redis.dialtimeout: leaf
+redis.mastername: leaf
+redis.maxidleconns: any
+redis.maxretries: any
+redis.password: leaf
+redis.pool: section
+redis.pool.idletimeout: leaf
+redis.pool.maxactive: leaf
+redis.pool.maxidle: any
+redis.poolsize: leaf
+redis.readtimeout: leaf
+redis.tls: section
+redis.tls.certificate: leaf
+redis.tls.clientcas: list of leaf
+redis.tls.enabled: leaf
+redis.tls.key: leaf
+redis.username: leaf
+redis.writetimeout: leaf
 reporting: any
 storage: map of any
 validation: any

@@ -2,9 +2,9 @@
 
 A subclass of :class:`twisted.trial.unittest.SynchronousTestCase` mixes in
 :class:`RegistryIndexTestsMixin` and provides ``make_driver`` (a storage
-whose Deferreds fire at once), ``make_index`` (a fresh index over it, with
-parent tags on or off) and ``make_peer`` (another index sharing the first
-one's state, as another paxd process over the same storage would).
+whose Deferreds fire at once) and ``make_index`` (a fresh index over it, with
+parent tags on or off).  What only a shared index does (a peer process seeing
+the same state) is tested beside that index, in tests/shared/.
 """
 
 from __future__ import annotations
@@ -45,10 +45,6 @@ class RegistryIndexTestsMixin(_Base):
 
     def make_index(self, parent_tags: bool = True) -> IRegistryIndex:
         """A fresh index over ``self.driver``."""
-        raise NotImplementedError
-
-    def make_peer(self) -> IRegistryIndex:
-        """Another index sharing ``self.index``'s state (another process, same storage)."""
         raise NotImplementedError
 
     def setUp(self) -> None:
@@ -99,14 +95,6 @@ class RegistryIndexTestsMixin(_Base):
         self.ok(fresh.load())
         self.assertEqual(self.names(fresh), ["lib/one", "two"])
 
-    def test_peer_sees_new_repositories(self) -> None:
-        peer = self.make_peer()
-        self.ok(peer.load())
-        self.ok(self.index.add_repository("from/one"))
-        self.ok(peer.add_repository("from/two"))
-        self.assertEqual(self.names(), ["from/one", "from/two"])
-        self.assertEqual(self.names(peer), ["from/one", "from/two"])
-
     # -- the pack index ----------------------------------------------------
     def test_set_pack(self) -> None:
         self.ok(
@@ -151,6 +139,7 @@ class RegistryIndexTestsMixin(_Base):
         self.ok(self.index.update_pack("cni", [], ("1.x", summary(1)), {}))
         self.assertEqual(self.packs(), {})
         plain = self.make_index(parent_tags=False)
+        self.ok(plain.load())
         self.ok(plain.update_pack("cni", [], ("1.x", summary(1)), {"2.x": "2.0.0"}))
         tags = self.packs(plain)["cni"]["tags"]
         self.assertEqual([(t["tag"], t["parents"]) for t in tags], [("1.x", [])])

@@ -1,4 +1,4 @@
-"""Tests for :mod:`paxd.registry.catalog`: the sorted repository index and its journal."""
+"""Tests for :mod:`paxd.registry.catalog`: the sorted repository index of one process."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class CatalogMembershipTests(SynchronousTestCase):
         catalog = Catalog(MemoryStorage())
         names = ["b", "a-b", "a/b", "a", "a/b/c", "ab"]
         self.assertEqual(catalog._merge_many(names[:3]), 3)
-        self.assertEqual(catalog._merge(names), 3)
+        self.assertEqual(sum(catalog._add(name) for name in names), 3)
         self.assertEqual(catalog._merge_many([*names, "a", "NOT/valid"]), 0)
         self.assertEqual(catalog._names, ["a", "a/b", "a/b/c", "a-b", "ab", "b"])
         for name in names:
@@ -134,61 +134,21 @@ class CatalogTestsMixin(_Base):
         self.do(catalog.load())
         self.assertEqual(self.do(catalog.page(10, None)), ([], False))
 
-    def test_record_appends_to_journal_once(self) -> None:
+    def test_record_once(self) -> None:
         catalog = Catalog(self.driver)
         self.do(catalog.load())
-        self.do(catalog.record("a/b"))
-        self.do(catalog.record("a/b"))
-        self.do(catalog.record("c"))
-        self.assertEqual(self.ok(self.driver.get_content(layout.CATALOG_JOURNAL)), b"a/b\nc\n")
+        for name in ["a/b", "a/b", "c", "../etc", "Upper"]:
+            self.do(catalog.record(name))
         self.assertIn("a/b", catalog)
-        self.assertEqual(len(catalog), 2)
-
-    def test_second_process_sees_new_names(self) -> None:
-        """A repository created through another process is listed at once."""
-        one = Catalog(self.driver)
-        two = Catalog(self.driver)
-        self.do(one.load())
-        self.do(two.load())
-        self.do(one.record("x"))
-        self.do(two.record("a"))
-        self.assertEqual(self.do(one.page(10, None)), (["a", "x"], False))
-        self.assertEqual(self.do(two.page(10, None)), (["a", "x"], False))
-        self.do(one.record("m"))
-        self.assertEqual(self.do(two.page(10, "a")), (["m", "x"], False))
-        # two already knows "m" from the journal: it does not journal it again
-        self.do(two.record("m"))
-        self.assertEqual(self.ok(self.driver.get_content(layout.CATALOG_JOURNAL)), b"x\na\nm\n")
-
-    def test_restart_reads_journal(self) -> None:
-        one = Catalog(self.driver)
-        self.do(one.load())
-        self.do(one.record("only/in/journal"))
-        fresh = Catalog(self.driver)
-        self.do(fresh.load())
-        self.assertEqual(self.do(fresh.page(10, None)), (["only/in/journal"], False))
-
-    def test_partial_line_waits(self) -> None:
-        """Half a line (an append in progress) is merged only once it is whole."""
-        catalog = Catalog(self.driver)
-        self.do(catalog.load())
-        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, b"a\nbc"))
-        self.assertEqual(self.do(catalog.page(10, None)), (["a"], False))
-        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, b"a\nbcd\n"))
-        self.assertEqual(self.do(catalog.page(10, None)), (["a", "bcd"], False))
-
-    def test_junk_in_journal_ignored(self) -> None:
-        catalog = Catalog(self.driver)
-        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, b"../etc\n\nGOOD\nfine\n\xff\n"))
-        self.do(catalog.load())
-        self.assertEqual(self.do(catalog.page(10, None)), (["fine"], False))
+        self.assertEqual(catalog.names(), ["a/b", "c"])
+        # nothing is written to storage: the catalog is this process's
+        self.assertEqual(self.ok(self.driver.walk_dirs("/", ("paxd",), "_")), [])
 
     def test_large_catalog_page_is_fast(self) -> None:
         """10,000 repositories: a page is a bisection, not a walk."""
         catalog = Catalog(self.driver)
-        lines = b"".join(b"repo%05d\n" % i for i in range(10_000))
-        self.ok(self.driver.put_content(layout.CATALOG_JOURNAL, lines))
-        self.do(catalog.load())
+        for i in range(10_000):
+            self.do(catalog.record(f"repo{i:05d}"))
         started = time.perf_counter()
         for i in range(100):
             items, more = self.do(catalog.page(100, f"repo{i * 97:05d}"))

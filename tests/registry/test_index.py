@@ -1,9 +1,8 @@
 """The registry index mixin against :class:`~paxd.registry.index.InProcessIndex`.
 
 Over MemoryStorage, and over FilesystemStorage in a temporary directory (a
-synchronous runner: Deferreds fire at once).  Its peer is another
-InProcessIndex over the same storage: another paxd process, which learns new
-repositories through the catalog journal.
+synchronous runner: Deferreds fire at once).  It has no peer: it is the index
+of one process, and two processes on one storage need Redis (``paxd.shared``).
 """
 
 from __future__ import annotations
@@ -23,9 +22,6 @@ class InProcessIndexTestsMixin(RegistryIndexTestsMixin):
 
     def make_index(self, parent_tags: bool = True) -> IRegistryIndex:
         return InProcessIndex(self.driver, parent_tags)
-
-    def make_peer(self) -> IRegistryIndex:
-        return InProcessIndex(self.driver)
 
     def test_idle_turns_are_forgotten(self) -> None:
         """No lock is kept for a repository once its turns are over (success or failure)."""

@@ -188,21 +188,8 @@ class RegistryPolicyTestsMixin(RegistryTestsMixin):
     def test_catalog_from_storage_at_start(self) -> None:
         self.push_blob("x/y", b"1")
         self.put("z", "t", self.image("z"))
-        # a journal-less storage, as distribution leaves it
-        self.ok(self.driver.delete(layout.CATALOG_JOURNAL))
         fresh = self.make_registry()
         self.assertEqual(self.ok(fresh.catalog(None, None)).items, ["x/y", "z"])
-
-    def test_catalog_across_processes(self) -> None:
-        """Two paxd processes over one storage see each other's new repositories."""
-        one = self.registry
-        two = self.make_registry()
-        self.push_blob("from/one", b"1", one)
-        self.push_blob("from/two", b"2", two)
-        self.assertEqual(self.ok(one.catalog(None, None)).items, ["from/one", "from/two"])
-        self.assertEqual(self.ok(two.catalog(None, None)).items, ["from/one", "from/two"])
-        self.ok(two.repository("late").uploads.start())
-        self.assertEqual(self.ok(one.catalog(None, "from/two")).items, ["late"])
 
     def test_health(self) -> None:
         self.ok(self.registry.check_health())

@@ -1,0 +1,1 @@
+"""State shared by several paxd processes, in Redis (``redis:``): the index and the turns."""
