@@ -24,6 +24,7 @@ from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
 from paxd.listeners import endpoint_descriptions
 from paxd.memory import MemoryTrimService
+from paxd.registry.references import ReferenceChecks
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
@@ -225,6 +226,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         readonly=config.storage.readonly,
         max_page=config.catalog.maxentries,
         parent_tags=config.packs.parenttags,
+        references=ReferenceChecks.configured(
+            config.validation.sparse,
+            config.validation.index_platforms,
+            config.validation.platformlist,
+        ),
     )
     RegistryStartup(registry, config).setServiceParent(top)
 
