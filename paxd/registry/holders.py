@@ -54,11 +54,24 @@ class BlobHolders:
         self._context = context
 
     async def record(self, digest: Digest, name: str) -> None:
-        """Note that repository *name* links blob *digest* (a stat when already noted)."""
+        """Note that repository *name* links blob *digest* (a stat when already noted).
+
+        Never fails: the link it follows is what counts, and a missing hint
+        only costs a later anonymous mount of this blob (logged).
+        """
         path = layout.blob_holder(digest, name)
         driver = self._context.driver
-        if not await exists(driver, path):
-            await driver.put_content(path, name.encode("ascii"))
+        try:
+            if not await exists(driver, path):
+                await driver.put_content(path, name.encode("ascii"))
+        except Exception as e:
+            log.warn(
+                "could not note that {name} links {digest} (anonymous mounts will not find it"
+                " there): {error}",
+                name=name,
+                digest=str(digest),
+                error=str(e),
+            )
 
     async def forget(self, digest: Digest, name: str) -> None:
         """Repository *name* no longer links blob *digest*."""

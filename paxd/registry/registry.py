@@ -18,6 +18,9 @@ The layout of the domain::
     index.py         IRegistryIndex (catalog, pack index, per-repository turns), InProcessIndex
     indexing.py      start-up indexing
     context.py       StoreContext: what every store shares; the registry's policy
+    pushtags.py      the tags of one manifest push (?tag=)
+    references.py    what a pushed manifest must find (sparse manifests)
+    holders.py       which repositories link a blob (anonymous mounts)
     links.py         link files and small reads over the storage driver
 
 API CONTRACT: every method the web layer calls returns a Deferred, failing

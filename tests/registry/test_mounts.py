@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 
 from paxd.registry import layout
@@ -206,3 +206,30 @@ class NothingLeaksTests(RegistryTestsMixin, SynchronousTestCase):
         touched = self.touched_by_mount(digest)
         links = [p for p in touched if p.endswith("/link") and "/_layers/" in p]
         self.assertEqual(len(links), MOUNT_CANDIDATES + 1)  # dst itself, then the candidates
+
+
+class HolderWriteFails(MemoryStorage):
+    """A storage where nothing can be written under ``/paxd/blobholders``."""
+
+    def put_content(self, path: str, content: bytes) -> Deferred[None]:
+        if path.startswith(layout.BLOB_HOLDERS):
+            return fail(OSError(28, "No space left on device"))
+        return super().put_content(path, content)
+
+
+class HintFailureTests(RegistryTestsMixin, SynchronousTestCase):
+    """The hint is only a hint: failing to write it fails no push."""
+
+    def make_driver(self) -> MemoryStorage:
+        return HolderWriteFails()
+
+    def test_push_succeeds_and_mount_falls_back(self) -> None:
+        digest = self.push_blob("src", b"pushed all the same")
+        self.assertEqual(self.ok(self.repo("src").blobs.stat(str(digest))).size, 19)
+        started = self.ok(self.repo("dst").uploads.mount(str(digest), None, every_repository))
+        self.assertIsInstance(started, UploadStatus)
+        # with from=, the link is all there is to it
+        self.assertEqual(
+            self.ok(self.repo("dst").uploads.mount(str(digest), "src", every_repository)),
+            BlobInfo(digest, 19),
+        )
