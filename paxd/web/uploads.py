@@ -19,6 +19,7 @@ from twisted.web.iweb import IRequest
 from paxd.access import Access
 from paxd.registry.blobs import BlobInfo
 from paxd.registry.errors import RegistryError
+from paxd.registry.reference import parse_algorithm
 from paxd.registry.registry import Registry
 from paxd.registry.uploads import UploadStatus
 from paxd.storage.interface import IReader
@@ -113,6 +114,8 @@ class UploadEndpoint(Endpoint):
                 return self._created(mounted)
             return self._accepted(mounted)
         if digest is not None:
+            if algorithm is not None:
+                parse_algorithm(algorithm)  # the digest decides, but an unknown one is still 400
             reader = body_reader(request)
             try:
                 info = await uploads.push(digest, reader)

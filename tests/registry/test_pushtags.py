@@ -230,3 +230,21 @@ class PackTagsTests(RegistryHelpers):
         self.flushLoggedErrors()
         self.assertEqual(self.tags("img"), ["a"])
         self.assertEqual(self.points_at("img", "a"), first)
+
+    def test_sha512_pack_tags_after_a_restart(self) -> None:
+        """Start-up indexing reads tags pointing at a sha512 manifest like any other."""
+        blobs, manifest = pack_artifact("cni", "2.0.0")
+        self.push_blobs(self.registry, "cni", blobs)
+        digest = Digest.of(manifest, "sha512")
+        self.result(
+            self.registry.repository("cni").manifests.put(
+                str(digest), BytesReader(manifest), MANIFEST_MEDIA_TYPE, ["2.0.0", "latest"]
+            )
+        )
+        self.assertEqual(self.parents_of("cni"), {"2.x": digest, "2.0.x": digest})
+        restarted = Registry(self.storage, delete_enabled=True)
+        self.result(restarted.start())
+        listed = {t["tag"]: t for t in self.packs(restarted)["cni"]["tags"]}
+        self.assertEqual(sorted(listed), ["2.0.0", "latest"])
+        self.assertEqual(listed["2.0.0"]["digest"], str(digest))
+        self.assertEqual(listed["2.0.0"]["parents"], ["2.x", "2.0.x"])

@@ -222,6 +222,8 @@ class DigestAlgorithmTests(RegistryWebTestCase):
         for algorithm in ("md5", "blake3", "SHA256"):
             answer = self.request("POST", f"/v2/a/blobs/uploads/?digest-algorithm={algorithm}")
             self.assertError(answer, 400, "DIGEST_INVALID")
+        monolithic = f"/v2/a/blobs/uploads/?digest={sha256(b'x')}&digest-algorithm=md5"
+        self.assertError(self.request("POST", monolithic, b"x"), 400, "DIGEST_INVALID")
         self.assertEqual(self.request("GET", "/v2/_catalog").json(), {"repositories": []})
 
     def test_sha256_named_is_the_default(self) -> None:
@@ -229,6 +231,65 @@ class DigestAlgorithmTests(RegistryWebTestCase):
         self.assertEqual(start.code, 202)
         done = self.request("PUT", f"{start.header('Location')}?digest={sha256(b'x')}", b"x")
         self.assertEqual(done.code, 201)
+
+
+class Sha512EverywhereTests(RegistryWebTestCase):
+    """sha512 wherever a digest appears: blobs, manifests, subjects, referrers, deletes."""
+
+    def push_blob512(self, name: str, data: bytes) -> str:
+        digest = sha512(data)
+        answer = self.request("POST", f"/v2/{name}/blobs/uploads/?digest={digest}", data)
+        self.assertEqual(answer.code, 201, answer.body)
+        return digest
+
+    def test_an_all_sha512_image_with_a_referrer(self) -> None:
+        config, layer = b'{"os": "linux"}', b"sha512 layer"
+        image = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": self.push_blob512("a", config),
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": self.push_blob512("a", layer),
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
+        image_digest = sha512(image)
+        self.assertEqual(self.put_manifest("a", image_digest + tag_query("v1"), image).code, 201)
+        head = self.request("HEAD", f"/v2/a/blobs/{sha512(layer)}")
+        self.assertEqual((head.code, head.header("Docker-Content-Digest")), (200, sha512(layer)))
+        signature = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": "application/vnd.example.sig",
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "digest": self.push_blob512("a", b"{}"),
+                    "size": 2,
+                },
+                "layers": [],
+                "subject": {"mediaType": OCI_MANIFEST, "digest": image_digest, "size": len(image)},
+            }
+        ).encode()
+        put = self.put_manifest("a", sha512(signature), signature)
+        self.assertEqual((put.code, put.header("OCI-Subject")), (201, image_digest), put.body)
+        referrers = self.request("GET", f"/v2/a/referrers/{image_digest}").json()
+        self.assertEqual([m["digest"] for m in referrers["manifests"]], [sha512(signature)])
+        # deletes by sha512 digest: the manifest with its tag, then a blob
+        self.assertEqual(self.request("DELETE", f"/v2/a/manifests/{image_digest}").code, 202)
+        self.assertEqual(self.request("GET", "/v2/a/manifests/v1").code, 404)
+        self.assertEqual(self.request("GET", "/v2/a/tags/list").json()["tags"], [])
+        self.assertEqual(self.request("DELETE", f"/v2/a/blobs/{sha512(layer)}").code, 202)
+        self.assertEqual(self.request("HEAD", f"/v2/a/blobs/{sha512(layer)}").code, 404)
 
 
 class SparseWebCase(RegistryWebTestCase):
