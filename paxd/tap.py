@@ -25,6 +25,7 @@ from paxd.config import Config, ConfigError, load_config
 from paxd.listeners import endpoint_descriptions
 from paxd.memory import MemoryTrimService
 from paxd.registry.index import IRegistryIndex
+from paxd.registry.references import ReferenceChecks
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
@@ -273,6 +274,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         max_page=config.catalog.maxentries,
         parent_tags=config.packs.parenttags,
         index=make_index(config, storage, reactor, top),
+        references=ReferenceChecks.configured(
+            config.validation.sparse,
+            config.validation.index_platforms,
+            config.validation.platformlist,
+        ),
     )
     RegistryStartup(registry, config).setServiceParent(top)
 

@@ -40,6 +40,7 @@ from paxd.config.schema import (
     section,
     unimplemented,
 )
+from paxd.config.validation import ValidationConfig
 from paxd.config.values import (
     absolute,
     boolean,
@@ -88,6 +89,7 @@ __all__ = [
     "StorageDriverHealthConfig",
     "StorageRedirectConfig",
     "TLSConfig",
+    "ValidationConfig",
 ]
 
 DEFAULT_ROOTDIRECTORY = "/var/lib/registry"
@@ -487,7 +489,8 @@ class Config:
     middleware: Any = unimplemented()
     reporting: Any = unimplemented()
     proxy: Any = unimplemented()
-    validation: Any = unimplemented()
+    #: ``validation.manifests`` (sparse manifests); the rest of the section is warned about
+    validation: ValidationConfig = section(ValidationConfig)
     policy: Any = unimplemented()
     compatibility: Any = unimplemented()
     #: one line per accepted-but-ignored key or environment variable (no source prefix)

@@ -5,6 +5,7 @@ A section is an attrs class; each field that is a key of the YAML carries a
 
 - :func:`leaf`: a single value, decoded by a converter from :mod:`paxd.config.values`;
 - :func:`items`: a list of single values; :func:`mapping`: a map (``http.headers``);
+- :func:`records`: a list of small sections (``validation.manifests.indexes.platformlist``);
 - :func:`section`: a nested section (another attrs class);
 - :func:`alternative`: one driver of a driver map (``storage.filesystem``, ``auth.htpasswd``);
 - :func:`unimplemented`: a key paxd accepts and warns about, keeping its value as written.
@@ -51,6 +52,7 @@ __all__ = [
     "items",
     "leaf",
     "mapping",
+    "records",
     "section",
     "section_of",
     "unimplemented",
@@ -188,6 +190,16 @@ def items(
 ) -> Any:
     """A list of single values (Go ``[]string``), stored as a tuple."""
     return _field(Spec(ListOf(LEAF), key, convert, check), default, None)
+
+
+def records(cls: type, convert: Converter, *, key: str | None = None) -> Any:
+    """A list of sections of class *cls* (Go ``[]struct``), stored as *convert* makes it.
+
+    The overlay walks each item as a *cls* section (``..._PLATFORMLIST_0_OS``);
+    *convert* decodes the list (typically each item with
+    :func:`paxd.config.decode.decode`).  The default is ``()``.
+    """
+    return _field(Spec(ListOf(Struct(cls)), key, convert), (), None)
 
 
 def mapping(kind: MapOf, convert: Converter, *, key: str | None = None) -> Any:

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from paxd.registry import layout
 from paxd.registry.context import StoreContext, deferred
 from paxd.registry.errors import RegistryError, blob_unknown
+from paxd.registry.holders import BlobHolders
 from paxd.registry.links import delete_quietly, read_link, write_link
 from paxd.registry.reference import Digest, parse_digest, parse_name
 from paxd.storage.interface import IReader, PathNotFound
@@ -46,6 +47,15 @@ class OpenBlob:
 
 #: given a blob's size, the inclusive byte range wanted; raises to refuse the request
 SpanChooser = Callable[[int], tuple[int, int] | None]
+#: which repositories a client may read (:meth:`paxd.access.Access.may_read`)
+Readable = Callable[[str], bool]
+#: at most this many recorded holders of a blob are tried by one anonymous mount
+MOUNT_CANDIDATES = 32
+
+
+def every_repository(name: str) -> bool:
+    """The :data:`Readable` of a caller that may read every repository."""
+    return True
 
 
 async def linked_blob(context: StoreContext, name: str, digest: Digest) -> BlobInfo | None:
@@ -75,9 +85,16 @@ class BlobStore:
         """The blob *digest* if this repository links it (for the other stores)."""
         return await linked_blob(self._context, self.name, digest)
 
-    async def link(self, digest: Digest) -> None:
-        """Link the blob *digest*, whose data is in the blob store, into this repository."""
-        await write_link(self._context.driver, layout.layer_link(self.name, digest), digest)
+    async def link(self, digest: Digest, target: Digest | None = None) -> None:
+        """Link the blob *digest*, whose data is in the blob store, into this repository.
+
+        *target*: the canonical digest the link names (a mount copies its
+        source's), *digest* itself by default.  The link is then noted in
+        :class:`~paxd.registry.holders.BlobHolders`, for anonymous mounts.
+        """
+        target = target if target is not None else digest
+        await write_link(self._context.driver, layout.layer_link(self.name, digest), target)
+        await BlobHolders(self._context).record(digest, self.name)
 
     @deferred
     async def stat(self, digest: str) -> BlobInfo:
@@ -117,26 +134,65 @@ class BlobStore:
         if await read_link(driver, layout.layer_link(self.name, parsed)) is None:
             raise blob_unknown(digest)
         await delete_quietly(driver, layout.layer_dir(self.name, parsed))
+        await BlobHolders(self._context).forget(parsed, self.name)
         log.info("unlinked blob {digest} from {name}", name=self.name, digest=digest)
 
     @deferred
-    async def mount(self, digest: str, source: str) -> BlobInfo | None:
-        """Link a blob of repository *source* into this one; None if it cannot be."""
+    async def mount(
+        self, digest: str, source: str, readable: Readable = every_repository
+    ) -> BlobInfo | None:
+        """Link a blob of repository *source* into this one; None if it cannot be.
+
+        It cannot be when *source* is not a name, is not *readable* by the
+        client, or does not link the blob: the three look alike to the client.
+        """
         parsed = parse_digest(digest)
         self._context.check_writable()
         try:
             source = parse_name(source)
         except RegistryError:
             return None
+        if not readable(source):
+            return None
         info = await linked_blob(self._context, source, parsed)
         if info is None:
             return None
-        await write_link(self._context.driver, layout.layer_link(self.name, parsed), info.digest)
+        return await self._mounted(parsed, source, info)
+
+    @deferred
+    async def mount_readable(self, digest: str, readable: Readable) -> BlobInfo | None:
+        """Link blob *digest* from any repository the client may read; None if there is none.
+
+        The anonymous mount (no ``from``).  The candidates are the recorded
+        holders of the blob (:class:`~paxd.registry.holders.BlobHolders`: one
+        listing, not a walk of every repository) that *readable* admits, each
+        checked like the source of any mount: its link, then the blob's data.
+        Repositories the client cannot read are dropped before anything of
+        theirs is read, so neither the answer nor the work done depends on
+        them.
+        """
+        parsed = parse_digest(digest)
+        self._context.check_writable()
+        if readable(self.name):
+            here = await self.linked(parsed)
+            if here is not None:
+                return BlobInfo(parsed, here.size)
+        names = await BlobHolders(self._context).names(parsed)
+        candidates = [n for n in names if n != self.name and readable(n)]
+        for source in candidates[:MOUNT_CANDIDATES]:
+            info = await linked_blob(self._context, source, parsed)
+            if info is not None:
+                return await self._mounted(parsed, source, info)
+        return None
+
+    async def _mounted(self, digest: Digest, source: str, info: BlobInfo) -> BlobInfo:
+        """Link *source*'s blob *digest* (found as *info*) here; what the mount answers."""
+        await self.link(digest, info.digest)
         await self._context.index.add_repository(self.name)
         log.info(
             "mounted blob {digest} from {source} into {name}",
-            digest=digest,
+            digest=str(digest),
             source=source,
             name=self.name,
         )
-        return BlobInfo(parsed, info.size)
+        return BlobInfo(digest, info.size)

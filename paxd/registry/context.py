@@ -20,6 +20,7 @@ from paxd.packs import versions
 from paxd.registry.blobcache import BlobCache
 from paxd.registry.errors import RegistryError, unsupported
 from paxd.registry.index import IRegistryIndex
+from paxd.registry.references import ReferenceChecks
 from paxd.storage.interface import IStorageDriver
 
 _P = ParamSpec("_P")
@@ -52,6 +53,8 @@ class StoreContext:
     :ivar readonly: ``storage.maintenance.readonly.enabled``.
     :ivar parent_tags: ``packs.parenttags``.
     :ivar max_page: ``catalog.maxentries``.
+    :ivar references: what a pushed manifest must find in its repository
+        (``validation.manifests``: sparse manifests).
     :ivar now: the clock (upload start times, health probes).
     :ivar new_uuid: makes upload ids.
     """
@@ -65,6 +68,7 @@ class StoreContext:
     readonly: bool = False
     parent_tags: bool = True
     max_page: int = 1000
+    references: ReferenceChecks = attrs.field(factory=ReferenceChecks)
 
     def page_size(self, n: int | None) -> int:
         """The size of a listing page asked as *n* (PAGINATION_NUMBER_INVALID beyond the max)."""

@@ -138,3 +138,20 @@ def pack_marker(name: str) -> str:
     Under a ``_`` directory, which distribution's catalog walk (and paxd's) skips.
     """
     return f"{repository(name)}/{PAXD_PACKS}/marker"
+
+
+#: paxd's reverse index of blob links: which repositories link a blob (see registry/holders.py)
+BLOB_HOLDERS = f"{PAXD}/blobholders"
+
+
+def blob_holders(digest: Digest) -> str:
+    """The directory naming the repositories that linked blob *digest* (one file each)."""
+    return f"{BLOB_HOLDERS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def blob_holder(digest: Digest, name: str) -> str:
+    """The file saying repository *name* linked blob *digest*: its ``/`` spelt ``+``.
+
+    ``+`` is in no repository name, so the file name is unambiguous and flat.
+    """
+    return f"{blob_holders(digest)}/{name.replace('/', '+')}"

@@ -12,10 +12,10 @@ repository; tag changes go through the repository's
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
 from paxd.registry import layout, manifests
@@ -24,7 +24,9 @@ from paxd.registry.context import StoreContext, deferred
 from paxd.registry.errors import RegistryError, manifest_unknown
 from paxd.registry.links import delete_quietly, exists, read_capped, read_link, write_link
 from paxd.registry.packindex import summarize
+from paxd.registry.pushtags import push_tags
 from paxd.registry.reference import ALGORITHMS, Digest, parse_digest, parse_reference
+from paxd.registry.references import check_references
 from paxd.registry.tags import TagStore
 from paxd.storage.interface import IReader, PathNotFound
 
@@ -59,6 +61,8 @@ class PutManifestResult:
     digest: Digest
     #: the digest of the manifest's ``subject`` (for the OCI-Subject header), if any
     subject: Digest | None
+    #: every tag the push pointed at the manifest (the reference's, then ``?tag=``'s)
+    tags: tuple[str, ...] = ()
 
 
 class ManifestStore:
@@ -103,18 +107,27 @@ class ManifestStore:
     # -- put ---------------------------------------------------------------------
     @deferred
     async def put(
-        self, reference: str, body: IReader, content_type: str | None
+        self,
+        reference: str,
+        body: IReader,
+        content_type: str | None,
+        tags: Sequence[str] = (),
     ) -> PutManifestResult:
         """Store the manifest *body* (the caller closes it) under a tag or its digest.
 
         Checks: size ≤ MAX_MANIFEST_SIZE (else MANIFEST_TOO_BIG, before
         anything else), JSON that parses as the declared media type (else
         MANIFEST_INVALID), every referenced blob/manifest present in this
-        repository (else MANIFEST_BLOB_UNKNOWN; a ``subject`` may be absent),
+        repository (else MANIFEST_BLOB_UNKNOWN; a ``subject`` may be absent;
+        fewer with sparse manifests, :mod:`paxd.registry.references`),
         a PUT by digest matching the content (else DIGEST_INVALID).
+
+        *tags* (``?tag=``) are pointed at the manifest too, with the
+        reference's tag, all or none (:mod:`paxd.registry.pushtags`).
         """
         content = await read_capped(body, MAX_MANIFEST_SIZE, manifest_too_big)
         ref = parse_reference(reference)
+        named = push_tags(None if isinstance(ref, Digest) else ref, tags)
         self._context.check_writable()
         manifest = manifests.parse_manifest(content, content_type)
         if isinstance(ref, Digest):
@@ -125,53 +138,28 @@ class ManifestStore:
                     f"the manifest's digest is {digest}, not {ref}",
                     detail={"digest": str(ref), "computed": str(digest)},
                 )
-            tag = None
         else:
             digest = Digest.of(content)
-            tag = ref
-        summary = summarize(content, str(digest)) if tag is not None else None
-        if tag is not None:
+        summary = summarize(content, str(digest)) if named else None
+        for tag in named:
             await self._tags.check_push(tag, summary)
-        await self._check_references(manifest)
+        await check_references(
+            self.name, manifest, content, self._context.references, self._blobs.linked, self._exists
+        )
         subject = await self._store(digest, content, manifest)
-        if tag is not None:
-            await self._tags.push(tag, digest, summary)
+        if named:
+            await self._tags.push_all(named, digest, summary)
         await self._context.index.add_repository(self.name)
         log.info(
-            "pushed manifest {name}@{digest} ({media_type}, tag {tag}, {size} bytes)",
+            "pushed manifest {name}@{digest} ({media_type}, tags {tags}, {size} bytes)",
             name=self.name,
             digest=str(digest),
             media_type=manifest.media_type,
-            tag=tag,
+            tags=", ".join(named) or "none",
             size=len(content),
             subject=str(subject) if subject else None,
         )
-        return PutManifestResult(digest, subject)
-
-    async def _check_references(self, manifest: manifests.Manifest) -> None:
-        blobs = {d.digest: d for d in manifest.required_blobs()}
-        children = {d.digest: d for d in manifest.required_manifests()}
-        blob_checks = gatherResults(
-            [Deferred.fromCoroutine(self._blobs.linked(d)) for d in blobs], consumeErrors=True
-        )
-        manifest_checks = gatherResults(
-            [Deferred.fromCoroutine(self._exists(d)) for d in children], consumeErrors=True
-        )
-        for digest, info in zip(blobs, await blob_checks, strict=True):
-            if info is None:
-                raise RegistryError(
-                    "MANIFEST_BLOB_UNKNOWN",
-                    f"blob {digest} referenced by the manifest is unknown to repository"
-                    f" {self.name}",
-                    detail={"digest": str(digest)},
-                )
-        for digest, present in zip(children, await manifest_checks, strict=True):
-            if not present:
-                raise RegistryError(
-                    "MANIFEST_BLOB_UNKNOWN",
-                    f"manifest {digest} listed by the index is unknown to repository {self.name}",
-                    detail={"digest": str(digest)},
-                )
+        return PutManifestResult(digest, subject, named)
 
     async def _store(
         self, digest: Digest, content: bytes, manifest: manifests.Manifest

@@ -104,6 +104,17 @@ def parse_digest(value: str) -> Digest:
     return Digest(algorithm, encoded)
 
 
+def parse_algorithm(value: str) -> str:
+    """A digest algorithm paxd supports (``?digest-algorithm=``); ``DIGEST_INVALID`` otherwise."""
+    if value not in ALGORITHMS:
+        raise RegistryError(
+            "DIGEST_INVALID",
+            f"unsupported digest algorithm {value[:50]!r}: use sha256 or sha512",
+            detail={"digest-algorithm": value[:200]},
+        )
+    return value
+
+
 def is_digest(reference: str) -> bool:
     """True if *reference* looks like a digest (contains ':'), valid or not."""
     return ":" in reference

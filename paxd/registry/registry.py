@@ -18,6 +18,9 @@ The layout of the domain::
     index.py         IRegistryIndex (catalog, pack index, per-repository turns), InProcessIndex
     indexing.py      start-up indexing
     context.py       StoreContext: what every store shares; the registry's policy
+    pushtags.py      the tags of one manifest push (?tag=)
+    references.py    what a pushed manifest must find (sparse manifests)
+    holders.py       which repositories link a blob (anonymous mounts)
     links.py         link files and small reads over the storage driver
 
 API CONTRACT: every method the web layer calls returns a Deferred, failing
@@ -41,6 +44,7 @@ from paxd.registry.errors import RegistryError
 from paxd.registry.index import InProcessIndex, IRegistryIndex, PackPage, Page
 from paxd.registry.indexing import StartupIndexer
 from paxd.registry.reference import parse_name
+from paxd.registry.references import ReferenceChecks
 from paxd.registry.repository import Repository
 from paxd.registry.uploads import UploadStates
 from paxd.storage.interface import IStorageDriver, PathNotFound, StorageError
@@ -72,6 +76,9 @@ class Registry:
         :mod:`paxd.registry.packrepo`).
     :param index: the catalog, pack index and tag locks; by default this
         process's own :class:`~paxd.registry.index.InProcessIndex`.
+    :param references: ``validation.manifests``: which references a pushed
+        manifest must find in its repository (all, by default; see
+        :mod:`paxd.registry.references` for sparse manifests).
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class Registry:
         new_uuid: Callable[[], str] = _new_uuid,
         parent_tags: bool = True,
         index: IRegistryIndex | None = None,
+        references: ReferenceChecks | None = None,
     ) -> None:
         if index is None:
             index = InProcessIndex(driver, parent_tags)
@@ -100,7 +108,10 @@ class Registry:
             readonly=readonly,
             parent_tags=parent_tags,
             max_page=max_page,
+            references=references if references is not None else ReferenceChecks(),
         )
+        if not self.context.references.complete:
+            log.warn("{checks}", checks=self.context.references.describe())
         #: uploads in progress in this process: (name, uuid) → hash state and lock
         self._uploads: UploadStates = {}
         self._indexer = StartupIndexer(self.context, self.repository)

@@ -20,7 +20,7 @@ reads, whatever the number of versions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
@@ -143,6 +143,55 @@ class TagStore:
             await self._context.index.update_pack(self.name, [], (tag, summary), parents)
 
         await self._context.index.serialise(self.name, retag)
+
+    async def push_all(
+        self, tags: Sequence[str], digest: Digest, summary: PackSummary | None
+    ) -> None:
+        """Point every one of *tags* at *digest* in one turn, all or none (see :meth:`push`).
+
+        Every refusal (a parent tag where packs are, a first pack over the
+        clients' parent-shaped tags) is checked for all of them before the
+        first is written; then each moves its parents and tells the pack
+        index, in order, as its own push would.
+        """
+        if len(tags) == 1:
+            await self.push(tags[0], digest, summary)
+            return
+
+        async def retag_all() -> None:
+            befores = [await self._before_push(t, summary, in_turn=True) for t in tags]
+            await self._write_all(tags, digest)
+            for i, (tag, before) in enumerate(zip(tags, befores, strict=True)):
+                if i > 0:
+                    # an earlier tag may have made the repository hold packs, or not
+                    before = attrs.evolve(before, packs=await self._holds_packs())
+                parents = await self._after_push(tag, digest, summary, before)
+                await self._context.index.update_pack(self.name, [], (tag, summary), parents)
+
+        await self._context.index.serialise(self.name, retag_all)
+
+    async def _write_all(self, tags: Sequence[str], digest: Digest) -> None:
+        """Point *tags* at *digest* (in the turn); if storage fails, put back those written."""
+        previous = await self.currents(list(tags))
+        driver = self._context.driver
+        written: list[str] = []
+        try:
+            for tag in tags:
+                written.append(tag)
+                # distribution's order: the tag's index, then what it points at now
+                await write_link(driver, layout.tag_index_link(self.name, tag, digest), digest)
+                await write_link(driver, layout.tag_current_link(self.name, tag), digest)
+        except BaseException:
+            for tag in written:
+                try:
+                    before = previous[tag]
+                    if before is None:
+                        await delete_quietly(driver, layout.tag_dir(self.name, tag))
+                    else:
+                        await write_link(driver, layout.tag_current_link(self.name, tag), before)
+                except Exception:
+                    log.failure("could not put back tag {name}:{tag}", name=self.name, tag=tag)
+            raise
 
     async def delete(self, tag: str, reference: str) -> None:
         """Remove *tag* (MANIFEST_UNKNOWN naming *reference* if there is none) and move parents."""

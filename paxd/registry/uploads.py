@@ -19,11 +19,11 @@ from twisted.internet.defer import Deferred, DeferredLock
 from twisted.logger import Logger
 
 from paxd.registry import layout
-from paxd.registry.blobs import BlobInfo, BlobStore
+from paxd.registry.blobs import BlobInfo, BlobStore, Readable
 from paxd.registry.context import StoreContext, deferred, rfc3339
 from paxd.registry.errors import RegistryError, upload_unknown
 from paxd.registry.links import CHUNK, delete_quietly, exists, read_into
-from paxd.registry.reference import Digest, parse_digest
+from paxd.registry.reference import Digest, parse_algorithm, parse_digest
 from paxd.storage.interface import IReader, PathNotFound
 
 log = Logger()
@@ -47,9 +47,12 @@ class UploadState:
 
     #: serialises PATCH/PUT on one upload
     lock: DeferredLock = attrs.field(factory=DeferredLock)
-    #: sha256 of the upload's first ``offset`` bytes, or None when unknown
+    #: the hash (of :attr:`algorithm`) of the upload's first ``offset`` bytes, or None
     hasher: hashlib._Hash | None = None
     offset: int = 0
+    #: what the data is hashed with as it arrives (``?digest-algorithm=``); an upload
+    #: completed with another algorithm is read back once
+    algorithm: str = "sha256"
 
 
 #: (repository, uuid) → its state: one table for the whole registry
@@ -101,12 +104,16 @@ class UploadStore:
 
     # -- operations ------------------------------------------------------------
     @deferred
-    async def start(self) -> UploadStatus:
-        """Begin a new upload."""
-        self._context.check_writable()
-        return await self._start()
+    async def start(self, algorithm: str | None = None) -> UploadStatus:
+        """Begin a new upload, hashed as it arrives with *algorithm* (sha256 by default).
 
-    async def _start(self) -> UploadStatus:
+        An unsupported *algorithm* is DIGEST_INVALID, before anything is stored.
+        """
+        hashed = parse_algorithm(algorithm) if algorithm is not None else "sha256"
+        self._context.check_writable()
+        return await self._start(hashed)
+
+    async def _start(self, algorithm: str = "sha256") -> UploadStatus:
         context = self._context
         uuid = context.new_uuid()
         await context.driver.put_content(
@@ -114,18 +121,35 @@ class UploadStore:
         )
         writer = await context.driver.writer(layout.upload_data(self.name, uuid))
         await writer.commit()
-        self._states[(self.name, uuid)] = UploadState(hasher=hashlib.sha256())
+        self._states[(self.name, uuid)] = UploadState(
+            hasher=hashlib.new(algorithm), algorithm=algorithm
+        )
         await context.index.add_repository(self.name)
         log.info("started upload {uuid} in {name}", name=self.name, uuid=uuid)
         return UploadStatus(self.name, uuid, 0)
 
     @deferred
-    async def mount(self, digest: str, source: str) -> BlobInfo | UploadStatus:
-        """Link *source*'s blob *digest* here or, if that cannot be, begin an upload."""
-        info = await self._blobs.mount(digest, source)
+    async def mount(
+        self,
+        digest: str,
+        source: str | None,
+        readable: Readable,
+        algorithm: str | None = None,
+    ) -> BlobInfo | UploadStatus:
+        """Link blob *digest* here or, if that cannot be, begin an upload (hashed with *algorithm*).
+
+        From *source* if it is given and *readable*; without one (an
+        anonymous mount) from any repository the client may read (see
+        :meth:`BlobStore.mount_readable <paxd.registry.blobs.BlobStore.mount_readable>`).
+        """
+        hashed = parse_algorithm(algorithm) if algorithm is not None else "sha256"
+        if source is None:
+            info = await self._blobs.mount_readable(digest, readable)
+        else:
+            info = await self._blobs.mount(digest, source, readable)
         if info is not None:
             return info
-        return await self._start()
+        return await self._start(hashed)
 
     @deferred
     async def status(self, uuid: str) -> UploadStatus:
@@ -185,10 +209,12 @@ class UploadStore:
         An upload is begun, fed and completed in one go; whatever fails
         leaves no upload behind.
         """
+        wanted = parse_digest(digest)
         self._context.check_writable()
-        status = await self._start()
+        # hashed with the digest's own algorithm as it arrives: never read back
+        status = await self._start(wanted.algorithm)
         try:
-            return await self._locked_complete(status.uuid, parse_digest(digest), body, None)
+            return await self._locked_complete(status.uuid, wanted, body, None)
         except BaseException:
             await self._discard(status.uuid)
             raise
@@ -230,7 +256,7 @@ class UploadStore:
         the upload, the missing part is read back from storage.
         """
         if state.hasher is None or state.offset > size:
-            state.hasher = hashlib.sha256()
+            state.hasher = hashlib.new(state.algorithm)
             state.offset = 0
         hasher = state.hasher
         if state.offset < size:
@@ -330,7 +356,7 @@ class UploadStore:
     async def _verify(self, uuid: str, wanted: Digest, state: UploadState, size: int) -> None:
         """DIGEST_INVALID (and the upload discarded) unless its *size* bytes are *wanted*."""
         path = layout.upload_data(self.name, uuid)
-        if wanted.algorithm == "sha256":
+        if wanted.algorithm == state.algorithm:
             computed = (await self._sync_hash(path, state, size)).hexdigest()
         else:
             hasher = wanted.hasher()

@@ -48,6 +48,8 @@ class Response:
     headers: dict[str, str] = attrs.Factory(dict)
     body: bytes = b""
     length: int | None = None
+    #: headers sent once per value (``OCI-Tag``), after :attr:`headers`
+    repeated: dict[str, list[str]] = attrs.Factory(dict)
 
 
 #: what a ``do_<METHOD>`` handler may return
@@ -68,6 +70,8 @@ def send(request: IRequest, response: Response) -> None:
     request.setResponseCode(response.status)
     for name, value in response.headers.items():
         request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+    for name, values in response.repeated.items():
+        request.responseHeaders.setRawHeaders(name, values)
     length = response.length if response.length is not None else len(response.body)
     request.setHeader(b"Content-Length", b"%d" % length)
     if request.method != b"HEAD" and response.body:
@@ -82,6 +86,12 @@ def query(request: IRequest, name: str) -> str | None:
         return None
     value: bytes = values[0]
     return value.decode("utf-8", "replace")
+
+
+def queries(request: IRequest, name: str) -> list[str]:
+    """Every value of query argument *name*, in order, decoded ([] if absent)."""
+    values: list[bytes] = (request.args or {}).get(name.encode("ascii")) or []
+    return [value.decode("utf-8", "replace") for value in values]
 
 
 def header(request: IRequest, name: str) -> str | None:

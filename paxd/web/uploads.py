@@ -1,8 +1,9 @@
 """``<prefix>/<name>/blobs/uploads/[<uuid>]``: starting, feeding, completing and cancelling uploads.
 
-- ``POST uploads/`` starts an upload (202), or with ``?digest=`` stores the
-  body as a blob at once (201), or with ``?mount=&from=`` links another
-  repository's blob (201; a normal 202 upload when it cannot);
+- ``POST uploads/`` starts an upload (202; ``?digest-algorithm=`` names how it
+  is hashed), or with ``?digest=`` stores the body as a blob at once (201), or
+  with ``?mount=&from=`` links another repository's blob and with ``?mount=``
+  alone any readable repository's (201; a normal 202 upload when it cannot);
 - ``PATCH uploads/<uuid>`` appends the body (``Content-Range: a-b`` optional);
 - ``PUT uploads/<uuid>?digest=`` appends a final body, if any, and completes;
 - ``GET uploads/<uuid>`` tells how far it has come (never cancels);
@@ -18,6 +19,7 @@ from twisted.web.iweb import IRequest
 from paxd.access import Access
 from paxd.registry.blobs import BlobInfo
 from paxd.registry.errors import RegistryError
+from paxd.registry.reference import parse_algorithm
 from paxd.registry.registry import Registry
 from paxd.registry.uploads import UploadStatus
 from paxd.storage.interface import IReader
@@ -96,24 +98,31 @@ class UploadEndpoint(Endpoint):
 
     # -- handlers ----------------------------------------------------------------
     async def do_POST(self, request: IRequest) -> Response:
-        """Start an upload, store a monolithic one, or mount a blob."""
+        """Start an upload, store a monolithic one, or mount a blob.
+
+        ``?mount=`` without ``from`` is an anonymous mount: from any
+        repository the client may read.  ``?digest-algorithm=`` (sha256,
+        sha512) is how the started upload is hashed as it arrives.
+        """
         mount, source = query(request, "mount"), query(request, "from")
-        digest = query(request, "digest")
+        digest, algorithm = query(request, "digest"), query(request, "digest-algorithm")
         uploads = self.repository.uploads
-        if mount is not None and source is not None:
+        if mount is not None:
             # not mountable (unknown, or not readable there): a normal upload, 202
-            mounted = await uploads.mount(mount, source)
+            mounted = await uploads.mount(mount, source, self.access.may_read, algorithm)
             if isinstance(mounted, BlobInfo):
                 return self._created(mounted)
             return self._accepted(mounted)
         if digest is not None:
+            if algorithm is not None:
+                parse_algorithm(algorithm)  # the digest decides, but an unknown one is still 400
             reader = body_reader(request)
             try:
                 info = await uploads.push(digest, reader)
             finally:
                 await reader.close()
             return self._created(info)
-        return self._accepted(await uploads.start())
+        return self._accepted(await uploads.start(algorithm))
 
     async def do_PATCH(self, request: IRequest) -> Response:
         """Append the body: 202 with the new Range."""

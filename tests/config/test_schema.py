@@ -115,7 +115,15 @@ redis.username: leaf
 redis.writetimeout: leaf
 reporting: any
 storage: map of any
-validation: any
+validation: section
+validation.disabled: leaf
+validation.enabled: leaf
+validation.manifests: section
+validation.manifests.indexes: section
+validation.manifests.indexes.platformlist: list of section
+validation.manifests.indexes.platforms: leaf
+validation.manifests.sparse: leaf
+validation.manifests.urls: any
 version: leaf
 """
 

@@ -58,7 +58,7 @@ class ManifestStoreTestsMixin(RegistryTestsMixin):
         before = set(self.files())
         result = self.put("a", "latest", content)
         digest = Digest.of(content)
-        self.assertEqual(result, PutManifestResult(digest, None))
+        self.assertEqual(result, PutManifestResult(digest, None, ("latest",)))
         new = {p: c for p, c in self.files().items() if p not in before}
         repo = "/docker/registry/v2/repositories/a/_manifests"
         self.assertEqual(

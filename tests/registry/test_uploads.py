@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from paxd.registry import layout
-from paxd.registry.blobs import BlobInfo
+from paxd.registry.blobs import BlobInfo, every_repository
 from paxd.registry.reference import Digest
 from paxd.registry.registry import Registry
 from paxd.registry.uploads import UUID_RE, UploadStatus
@@ -54,7 +54,7 @@ class UploadStoreTestsMixin(RegistryTestsMixin):
         self.assertNotEqual(a.uuid, b.uuid)
 
     def test_push_writes_distribution_layout(self) -> None:
-        """A blob push leaves exactly distribution's files behind, and nothing else."""
+        """A blob push leaves exactly distribution's files behind (and paxd's mount hint)."""
         data = b"hello, layer"
         digest = self.push_blob("library/ubuntu", data)
         hex_ = hashlib.sha256(data).hexdigest()
@@ -64,6 +64,8 @@ class UploadStoreTestsMixin(RegistryTestsMixin):
             {
                 f"{root}/blobs/sha256/{hex_[:2]}/{hex_}/data": data,
                 f"{root}/repositories/library/ubuntu/_layers/sha256/{hex_}/link": link(digest),
+                # who links the blob, for anonymous mounts (paxd/registry/holders.py)
+                f"/paxd/blobholders/sha256/{hex_[:2]}/{hex_}/library+ubuntu": b"library/ubuntu",
             },
         )
 
@@ -140,13 +142,17 @@ class UploadStoreTestsMixin(RegistryTestsMixin):
     def test_mount_or_start(self) -> None:
         """A mount that can be done links the blob; one that cannot begins an upload."""
         digest = self.push_blob("src", b"mountable")
-        mounted = self.ok(self.repo("dst").uploads.mount(str(digest), "src"))
+        mounted = self.ok(self.repo("dst").uploads.mount(str(digest), "src", every_repository))
         self.assertEqual(mounted, BlobInfo(digest, 9))
-        started = self.ok(self.repo("dst").uploads.mount(str(digest), "elsewhere"))
+        started = self.ok(
+            self.repo("dst").uploads.mount(str(digest), "elsewhere", every_repository)
+        )
         assert isinstance(started, UploadStatus)
         self.assertEqual((started.name, started.offset), ("dst", 0))
         self.assertEqual(self.ok(self.repo("dst").uploads.status(started.uuid)), started)
-        self.error(self.repo("dst").uploads.mount("sha256:nope", "src"), "DIGEST_INVALID")
+        self.error(
+            self.repo("dst").uploads.mount("sha256:nope", "src", every_repository), "DIGEST_INVALID"
+        )
 
     def test_complete_with_last_chunk(self) -> None:
         status = self.ok(self.repo("a").uploads.start())
