@@ -22,13 +22,14 @@ from paxd import __version__
 from paxd.access import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
-from paxd.listeners import endpoint_descriptions
+from paxd.listeners import endpoint_descriptions, system_backlog, with_backlog
 from paxd.memory import MemoryTrimService
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
 from paxd.tls.certificates import TLSSetupError
 from paxd.tls.context import wrap_tls
+from paxd.web.limits import ConnectionLimits
 from paxd.web.plainport import RefuseTLSFactory
 from paxd.web.request import RegistrySite
 from paxd.web.root import APIResource, RegistryRoot
@@ -180,8 +181,9 @@ def listen(config: Config, site: RegistrySite, tls: Any, reactor: Any, top: Mult
     # One TLS factory for every listener: a renewed certificate reaches them all.
     # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
     factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)
+    backlog = config.http.connections.backlog or system_backlog()
     for description in descriptions:
-        endpoint = serverFromString(reactor, description)
+        endpoint = serverFromString(reactor, with_backlog(description, backlog))
         StreamServerEndpointService(endpoint, factory).setServiceParent(top)
         log.info(
             "listening on {description} ({scheme})",
@@ -191,7 +193,7 @@ def listen(config: Config, site: RegistrySite, tls: Any, reactor: Any, top: Mult
     if tls is not None and tls.plain is not None:
         # Port 80: ACME HTTP-01 and redirects to https, never registry content.
         for description in config.http.redirect:
-            endpoint = serverFromString(reactor, description)
+            endpoint = serverFromString(reactor, with_backlog(description, backlog))
             StreamServerEndpointService(endpoint, tls.plain).setServiceParent(top)
             log.info(
                 "listening on {description} (http: redirects to https)", description=description
@@ -235,9 +237,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     )
     site = RegistrySite(
         root,
-        runner=disk,
         headers=config.http.headers,
         access_log=not config.log.accesslog_disabled,
+        limits=connection_limits(config),
     )
 
     tls = None
@@ -247,6 +249,18 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         tls = build_tls(options["tls"], config, reactor, top, disk)
     listen(config, site, tls, reactor, top)
     return top
+
+
+def connection_limits(config: Config) -> ConnectionLimits:
+    """``http.connections`` as the site enforces it."""
+    connections = config.http.connections
+    return ConnectionLimits(
+        header_timeout=connections.headertimeout,
+        idle_timeout=connections.idletimeout,
+        body_window=connections.bodytimeout,
+        body_min_rate=connections.bodyminrate,
+        max_per_client=connections.maxperclient,
+    )
 
 
 def check_listeners(config: Config) -> None:
