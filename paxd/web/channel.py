@@ -55,6 +55,9 @@ BODY = "body"
 TWISTED = "twisted"
 #: no more reading of a refused body: the budget is spent
 LINGER = "linger"
+#: the most one read of the transport brings (Twisted's TCP reads 64 KiB at a time):
+#: reading stops while less than this is left of a refused body's budget
+READ_SIZE = 64 * 1024
 
 
 @implementer(IPushProducer)
@@ -184,6 +187,9 @@ class RegistryChannel(HTTPChannel):
         self._lingering = False
         self._linger_budget = 0
         self._linger_call: IDelayedCall | None = None
+        #: (method, uri) of the request answered before its body, and what was read of it
+        self._linger_what: tuple[str, str] | None = None
+        self._linger_read = 0
         self._gate: ReadGate | None = None
 
     # -- the connection --------------------------------------------------------------
@@ -226,6 +232,16 @@ class RegistryChannel(HTTPChannel):
             slots, host = self.slot
             self.slot = None
             slots.release(host)
+        if self._linger_what is not None:
+            method, uri = self._linger_what
+            self._linger_what = None
+            log.info(
+                "closed the connection of {method} {uri}, answered before its body:"
+                " {read} body bytes read in all",
+                method=method,
+                uri=uri,
+                read=self._linger_read,
+            )
         super().connectionLost(reason)
 
     def timeoutConnection(self) -> None:
@@ -386,17 +402,11 @@ class RegistryChannel(HTTPChannel):
         request.discard_body()
         received = request.body_received
         self._linger_budget = self.limits.drain_limit - received
-        log.info(
-            "answered {method} {uri} from {peer} before its body: closing the connection"
-            " after {received} body bytes read",
-            method=request.method.decode("latin-1"),
-            uri=request.uri[:200].decode("latin-1"),
-            peer=str(self.transport.getPeer()) if self.transport else "?",
-            received=received,
-        )
+        self._linger_read = received
+        self._linger_what = (request.method.decode("latin-1"), request.uri[:200].decode("latin-1"))
         if self._gate is not None:
             self._gate.resume(BODY)
-            if self._linger_budget <= 0:
+            if self._linger_budget < READ_SIZE:
                 self._gate.pause(LINGER)
             else:
                 self._gate.resume(LINGER)
@@ -408,7 +418,8 @@ class RegistryChannel(HTTPChannel):
     def _discard(self, data: bytes) -> None:
         """Bytes of a refused body: dropped, until the budget is spent."""
         self._linger_budget -= len(data)
-        if self._linger_budget <= 0 and self._gate is not None:
+        self._linger_read += len(data)
+        if self._linger_budget < READ_SIZE and self._gate is not None:
             self._gate.pause(LINGER)
 
     def _linger_over(self) -> None:
