@@ -228,6 +228,7 @@ class RegistryChannel(HTTPChannel):
         self._head_call = self._linger_call = None
         if self._watch is not None:
             self._watch.stop()
+        self._gate = None  # nothing to pause or resume any more
         if self.slot is not None:
             slots, host = self.slot
             self.slot = None

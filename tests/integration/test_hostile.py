@@ -93,7 +93,6 @@ class HostileCase(TestCase):
         resp = await http_request("POST", url, body=data, headers=headers, timeout=120)
         return resp.status
 
-
     async def push_in_one_patch(self, daemon: Daemon, name: str, data: bytes) -> int:
         """POST, one PATCH with all of *data*, PUT ?digest= (what distribution 2.8 takes)."""
         start = daemon.url + f"/v2/{name}/blobs/uploads/"
