@@ -145,7 +145,7 @@ async def run(reactor: Any, args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             await registry.start()
             print(f"Registry.start() again (a restart): {time.perf_counter() - t0:.2f} s")
-            site = RegistrySite(RegistryRoot(registry), runner=runner)
+            site = RegistrySite(RegistryRoot(registry))
             port = reactor.listenTCP(0, site, interface="127.0.0.1")
             try:
                 number = port.getHost().port

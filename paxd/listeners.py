@@ -18,13 +18,24 @@ import ipaddress
 from typing import Protocol
 
 __all__ = [
+    "DEFAULT_BACKLOG",
+    "SOMAXCONN",
     "AddressError",
     "HTTPListeners",
     "addr_descriptions",
     "endpoint_descriptions",
     "escape",
     "is_description",
+    "system_backlog",
+    "with_backlog",
 ]
+
+#: where Linux says how long a listen queue may be
+SOMAXCONN = "/proc/sys/net/core/somaxconn"
+#: the backlog when the system does not say (Linux's somaxconn default since 5.4)
+DEFAULT_BACKLOG = 4096
+#: endpoint types whose descriptions take ``backlog=``
+_BACKLOG_TYPES = frozenset({"tcp", "tcp6", "unix", "ssl"})
 
 
 class AddressError(ValueError):
@@ -111,3 +122,26 @@ def addr_descriptions(addr: str, net: str = "tcp", listen_key: str = "http.liste
             f"{addr!r}: only IPv6 addresses go in brackets; write {literal}:{number}"
         )
     return [f"tcp:{number}:interface={literal}"]
+
+
+def system_backlog(path: str = SOMAXCONN) -> int:
+    """The longest listen queue the system allows (``net.core.somaxconn``), or the default."""
+    try:
+        with open(path) as f:
+            value = int(f.read().strip())
+    except (OSError, ValueError):
+        return DEFAULT_BACKLOG
+    return value if value > 0 else DEFAULT_BACKLOG
+
+
+def with_backlog(description: str, backlog: int) -> str:
+    """*description* with ``backlog=`` *backlog* if it is a tcp, tcp6, unix or ssl endpoint
+    without one (Twisted's default is 50: a burst of connections would wait on SYN retries).
+
+    A description that sets its own ``backlog=``, and other types (``systemd:``,
+    whose socket systemd made), are returned as they are.
+    """
+    parts = description.replace("\\:", "\0").split(":")
+    if parts[0] not in _BACKLOG_TYPES or any(p.startswith("backlog=") for p in parts[1:]):
+        return description
+    return f"{description}:backlog={backlog}"

@@ -22,7 +22,7 @@ from paxd import __version__
 from paxd.access import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
-from paxd.listeners import endpoint_descriptions
+from paxd.listeners import endpoint_descriptions, system_backlog, with_backlog
 from paxd.memory import MemoryTrimService
 from paxd.registry.index import IRegistryIndex
 from paxd.registry.references import ReferenceChecks
@@ -31,6 +31,7 @@ from paxd.storage.interface import IStorageDriver
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
 from paxd.tls.certificates import TLSSetupError
 from paxd.tls.context import wrap_tls
+from paxd.web.limits import ConnectionLimits
 from paxd.web.plainport import RefuseTLSFactory
 from paxd.web.request import RegistrySite
 from paxd.web.root import APIResource, RegistryRoot
@@ -225,8 +226,9 @@ def listen(
     # One TLS factory for every listener: a renewed certificate reaches them all.
     # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
     factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)
+    backlog = config.http.connections.backlog or system_backlog()
     for description in descriptions:
-        endpoint = _endpoint(reactor, description, adopted)
+        endpoint = _endpoint(reactor, with_backlog(description, backlog), adopted)
         StreamServerEndpointService(endpoint, factory).setServiceParent(top)
         log.info(
             "listening on {description} ({scheme})",
@@ -236,7 +238,7 @@ def listen(
     if tls is not None and tls.plain is not None:
         # Port 80: ACME HTTP-01 and redirects to https, never registry content.
         for description in config.http.redirect:
-            endpoint = _endpoint(reactor, description, adopted)
+            endpoint = _endpoint(reactor, with_backlog(description, backlog), adopted)
             if endpoint is None:
                 continue
             StreamServerEndpointService(endpoint, tls.plain).setServiceParent(top)
@@ -289,9 +291,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     )
     site = RegistrySite(
         root,
-        runner=disk,
         headers=config.http.headers,
         access_log=not config.log.accesslog_disabled,
+        limits=connection_limits(config),
     )
 
     worker = options.get("worker")
@@ -313,6 +315,18 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             )  # fmt: skip
     listen(config, site, tls, reactor, top, options.get("adopted"))
     return top
+
+
+def connection_limits(config: Config) -> ConnectionLimits:
+    """``http.connections`` as the site enforces it."""
+    connections = config.http.connections
+    return ConnectionLimits(
+        header_timeout=connections.headertimeout,
+        idle_timeout=connections.idletimeout,
+        body_window=connections.bodytimeout,
+        body_min_rate=connections.bodyminrate,
+        max_per_client=connections.maxperclient,
+    )
 
 
 def check_listeners(config: Config) -> None:

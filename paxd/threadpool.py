@@ -3,7 +3,7 @@
 Disk I/O, bcrypt and ACME calls each get their own pool: the reactor's default
 pool also resolves names, and a slow disk must not stall DNS or logins.
 :class:`IRunner` is the one type the rest of the daemon takes them as (the
-storage driver, the body spool, the htpasswd checker, the ACME issuer);
+storage driver, the htpasswd checker, the ACME issuer);
 :class:`PoolRunner` and :class:`SynchronousRunner` provide it.
 """
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from paxd.config import HTTPConfig
 from paxd.listeners import (
+    DEFAULT_BACKLOG,
+    SOMAXCONN,
     AddressError,
     addr_descriptions,
     endpoint_descriptions,
     is_description,
+    system_backlog,
+    with_backlog,
 )
+from paxd.tap import Options, makeService
+from paxd.web.limits import ConnectionLimits
 from tests.config.support import MINIMAL, ErrorAssertions, parse
 
 
@@ -82,3 +92,73 @@ class AddrDescriptionTests(SynchronousTestCase):
     def test_is_description(self) -> None:
         self.assertTrue(is_description("tcp:80"))
         self.assertFalse(is_description("bogus"))
+
+
+class BacklogTests(SynchronousTestCase):
+    """Listeners queue as many connections as the system allows (Twisted's default is 50)."""
+
+    def test_with_backlog(self) -> None:
+        self.assertEqual(with_backlog("tcp:5000", 4096), "tcp:5000:backlog=4096")
+        self.assertEqual(
+            with_backlog("tcp6:5000:interface=\\:\\:1", 10),
+            "tcp6:5000:interface=\\:\\:1:backlog=10",
+        )
+        self.assertEqual(with_backlog("unix:/run/p.sock", 5), "unix:/run/p.sock:backlog=5")
+        # set by the operator, or made by systemd: left alone
+        self.assertEqual(with_backlog("tcp:5000:backlog=7", 4096), "tcp:5000:backlog=7")
+        self.assertEqual(
+            with_backlog("systemd:domain=INET:index=0", 4096), "systemd:domain=INET:index=0"
+        )
+        endpoint = serverFromString(MemoryReactor(), with_backlog("tcp:5000", 4096))
+        self.assertEqual(endpoint._backlog, 4096)  # type: ignore[attr-defined]
+
+    def test_system_backlog(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("8192\n")
+        self.assertEqual(system_backlog(path), 8192)
+        with open(path, "w") as f:
+            f.write("garbage")
+        self.assertEqual(system_backlog(path), DEFAULT_BACKLOG)
+        self.assertEqual(system_backlog(path + ".missing"), DEFAULT_BACKLOG)
+        if os.path.exists(SOMAXCONN):
+            with open(SOMAXCONN) as f:
+                self.assertEqual(system_backlog(), int(f.read()))
+
+
+class ConnectionsWiringTests(SynchronousTestCase):
+    """``http.connections`` reaches the listeners and the site."""
+
+    def build(self, connections: str) -> list[Any]:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(f"{MINIMAL}http:\n  addr: 127.0.0.1:5000\n  connections: {connections}\n")
+        options = Options()
+        options.parseOptions(["--config", path])
+        top = makeService(options, MemoryReactorClock())
+        return [s for s in top if isinstance(s, StreamServerEndpointService)]  # type: ignore[attr-defined]
+
+    def test_configured(self) -> None:
+        [listener] = self.build(
+            "{backlog: 77, maxperclient: 3, headertimeout: 7s, bodyminrate: 10, bodytimeout: 1m,"
+            " idletimeout: 2m}"
+        )
+        self.assertEqual(listener.endpoint._backlog, 77)
+        site = listener.factory.wrappedFactory
+        self.assertEqual(
+            site.limits,
+            ConnectionLimits(
+                header_timeout=7.0,
+                idle_timeout=120.0,
+                body_window=60.0,
+                body_min_rate=10,
+                max_per_client=3,
+            ),
+        )
+        self.assertEqual(site.timeOut, 120.0)
+        self.assertEqual(site.slots.cap, 3)
+
+    def test_defaults(self) -> None:
+        [listener] = self.build("{}")
+        self.assertEqual(listener.endpoint._backlog, system_backlog())
+        self.assertEqual(listener.factory.wrappedFactory.limits, ConnectionLimits())

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from paxd.config import rules
+from paxd.config.connections import ConnectionsConfig
 from paxd.config.decode import or_list
 from paxd.config.redis import RedisConfig
 from paxd.config.schema import (
@@ -73,6 +74,7 @@ __all__ = [
     "AuthConfig",
     "CatalogConfig",
     "Config",
+    "ConnectionsConfig",
     "DeleteConfig",
     "FilesystemConfig",
     "HTTPConfig",
@@ -359,6 +361,8 @@ class HTTPConfig:
     headers: dict[str, list[str]] = mapping(MapOf(ListOf(LEAF)), header_lists())
     #: paxd extension: processes serving the listeners (``paxd serve --workers N``); >1 needs redis
     workers: int = leaf(integer(minimum=1), default=1)
+    #: paxd extension: deadlines, rates and caps per connection (paxd/config/connections.py)
+    connections: ConnectionsConfig = section(ConnectionsConfig)
     #: seconds to wait for requests in flight at shutdown (Go duration in the file)
     draintimeout: float = leaf(
         duration(),

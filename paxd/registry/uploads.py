@@ -307,12 +307,10 @@ class UploadStore:
             await writer.commit()
         except BaseException:
             if ahead is not None:
-                # the write failed first: let the read finish (its result is not
-                # wanted) so that none is in flight when the caller closes *body*
-                try:
-                    await ahead
-                except Exception:
-                    pass
+                # the write failed first: the read's result is not wanted.  Not
+                # waited for: a streamed request body may take long to bring it,
+                # and every reader's close lets a read in flight end first.
+                ahead.addErrback(lambda _: None)
             # what reached storage is unknown now: rebuild the hash next time
             state.hasher = None
             try:

@@ -24,13 +24,16 @@ another inode and is resolved again.  The final component is opened with
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import secrets
 import shutil
 import stat as stat_module
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import suppress
+from typing import ParamSpec, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from zope.interface import implementer
@@ -43,6 +46,7 @@ from paxd.storage.interface import (
     IStorageDriver,
     IWriter,
     PathNotFound,
+    StorageFull,
     check_path,
 )
 from paxd.threadpool import IRunner
@@ -54,6 +58,26 @@ DIR_MODE = 0o755
 FILE_MODE = 0o644
 #: directories remembered as verified inside the root (an entry is ~300 bytes)
 VERIFIED_DIRS = 4096
+#: what a full file system (or a quota) answers
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _space_checked(f: Callable[_P, _T]) -> Callable[_P, _T]:
+    """In the pool: a full file system raises :class:`StorageFull` rather than OSError."""
+
+    @functools.wraps(f)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return f(*args, **kwargs)
+        except OSError as e:
+            if e.errno in _NO_SPACE:
+                raise StorageFull("the filesystem storage", e.strerror or str(e)) from e
+            raise
+
+    return wrapper
 
 
 def _fsync_dir(directory: str) -> None:
@@ -75,6 +99,7 @@ def _write_all(fd: int, data: bytes) -> int:
     return total
 
 
+@_space_checked
 def _write_hashed(fd: int, data: bytes, hasher: Hasher | None) -> int:
     """In the pool: write all of *data*, then feed it to *hasher* (if any).
 
@@ -85,6 +110,14 @@ def _write_hashed(fd: int, data: bytes, hasher: Hasher | None) -> int:
     if hasher is not None:
         hasher.update(data)
     return written
+
+
+def _truncate_close(fd: int, size: int) -> None:
+    """In the pool: cut the file back to *size* bytes (its space freed), then close it."""
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
 
 
 def _visible(name: str) -> bool:
@@ -164,6 +197,8 @@ class FilesystemWriter(_OpenFile):
     def __init__(self, runner: IRunner, fd: int, size: int, directory: str | None) -> None:
         super().__init__(runner, fd, size)
         self._directory = directory
+        #: the size before this writer: what cancel cuts back to
+        self._start = size
 
     def write(self, data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
         """Append *data* to the file, and hash it with *hasher*, in one pool job."""
@@ -178,6 +213,7 @@ class FilesystemWriter(_OpenFile):
     def _grow(self, written: int) -> None:
         self.size += written
 
+    @_space_checked
     def _commit(self) -> None:
         try:
             os.fsync(self._fd)
@@ -199,8 +235,19 @@ class FilesystemWriter(_OpenFile):
         return self._lock.run(locked)
 
     def cancel(self) -> Deferred[None]:
-        """Close the file; what was written stays. Idempotent, and harmless after commit."""
-        return self._close()
+        """Cut the file back to its size before this writer and close it.
+
+        Idempotent, and harmless after commit.  A failed append (a full disk,
+        a client gone mid-body) thus leaves the upload as it was, its space freed.
+        """
+        if self._closed:
+            return succeed(None)
+        self._closed = True
+
+        def locked() -> Deferred[None]:
+            return self._runner.run(_truncate_close, self._fd, self._start)
+
+        return self._lock.run(locked)
 
 
 @implementer(IStorageDriver)
@@ -334,6 +381,7 @@ class FilesystemStorage:
         finally:
             os.close(fd)
 
+    @_space_checked
     def _put_content(self, path: str, content: bytes) -> None:
         full = self._resolve(path)
         directory = os.path.dirname(full)
@@ -370,6 +418,7 @@ class FilesystemStorage:
             raise
         return FilesystemReader(self._runner, fd, st.st_size, offset)
 
+    @_space_checked
     def _writer(self, path: str, append: bool) -> FilesystemWriter:
         flags = os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC)
         try:
@@ -436,6 +485,7 @@ class FilesystemStorage:
                 pending.append((os.path.join(directory, name), child))
         return sorted(found)
 
+    @_space_checked
     def _move(self, source: str, destination: str) -> None:
         source_full = self._resolve(source)
         destination_full = self._resolve(destination)
@@ -468,6 +518,7 @@ class FilesystemStorage:
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
 
+    @_space_checked
     def _append_line(self, path: str, line: bytes) -> None:
         if b"\n" in line:
             raise ValueError("a line may not contain a newline")

@@ -52,6 +52,18 @@ class StorageUnavailable(StorageError):
         self.reason = reason
 
 
+class StorageFull(StorageError):
+    """The storage has no room left (a full disk, a quota): answered 507, nothing partial kept.
+
+    Not the client's doing; the space a failed write took is given back.
+    """
+
+    def __init__(self, storage: str, reason: str) -> None:
+        super().__init__(f"{storage} is full: {reason}")
+        self.storage = storage
+        self.reason = reason
+
+
 def check_path(path: str) -> str:
     """Return *path* if it is a clean absolute logical path, else raise :class:`InvalidPath`.
 
@@ -98,7 +110,7 @@ class IReader(Interface):
         """Read up to *length* bytes; ``b""`` at end of file."""
 
     def close() -> Deferred[None]:
-        """Release the reader. Idempotent."""
+        """Release the reader. Idempotent; a read in flight ends first (or gets ``b""``)."""
 
 
 class IWriter(Interface):
@@ -125,7 +137,11 @@ class IWriter(Interface):
         """Flush and fsync what was written, then release the writer."""
 
     def cancel() -> Deferred[None]:
-        """Release the writer without committing (what was written may or may not remain)."""
+        """Release the writer without committing: what it wrote is dropped and its space freed.
+
+        The file is left as it was before the writer (empty for a new or
+        truncated one).  Harmless after :meth:`commit`.
+        """
 
 
 class IStorageDriver(Interface):

@@ -20,6 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from paxd.registry.errors import RegistryError
+from paxd.storage.interface import StorageFull
 
 log = Logger()
 
@@ -119,6 +120,12 @@ def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
         error = f.value
         assert isinstance(error, RegistryError)
         return error
+    if f.check(StorageFull):
+        # not the client's doing, and no bug: 507, and the operator is told
+        log.error("{error}: refusing writes until space is freed", error=str(f.value))
+        return HTTPError(
+            "UNAVAILABLE", f"{f.value}; nothing was stored, try again later", status=507
+        )
     method = request.method.decode("latin-1", "replace") if request is not None else "?"
     uri = request.uri[:300].decode("latin-1", "replace") if request is not None else "?"
     log.failure("unexpected failure answering {method} {uri}", f, method=method, uri=uri)

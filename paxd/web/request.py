@@ -1,17 +1,23 @@
-"""The registry's :class:`~twisted.web.server.Site` and request: body spooling and common headers.
+"""The registry's :class:`~twisted.web.server.Site` and request: streamed bodies and common headers.
 
 :class:`RegistryRequest` differs from Twisted's request in three ways:
 
-- the body goes to a :class:`~paxd.web.spool.BodySpool` (memory up to 1 MiB,
-  then a temporary file written in the disk pool, with the connection paused
-  while too much is waiting to be written), and the request is processed
-  only once the whole body is on disk; resources read it as an
-  :class:`~paxd.storage.interface.IReader` from :meth:`body_reader`;
+- its body is not collected before processing: under a
+  :class:`~paxd.web.channel.RegistryChannel` the request is processed as
+  soon as its headers are in, and the body flows through a
+  :class:`~paxd.web.body.RequestBody` (an
+  :class:`~paxd.storage.interface.IReader` resources get from
+  :func:`body_reader`) straight into storage, the connection paused while
+  the reader lags;
 - every response, errors included, carries the configured ``http.headers``
   and ``Docker-Distribution-API-Version``, added just before the headers are
   written;
 - an unexpected exception is answered with distribution's error JSON (500),
   never a traceback.
+
+:class:`RegistrySite` builds those channels and requests, applies
+``http.connections`` (:class:`~paxd.web.limits.ConnectionLimits`) and
+refuses a client address's connections beyond its cap.
 """
 
 from __future__ import annotations
@@ -20,18 +26,21 @@ import io
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
-from paxd.registry.errors import RegistryError
 from paxd.storage.interface import IReader
 from paxd.storage.readers import BytesReader
-from paxd.threadpool import IRunner
+from paxd.web.body import BodyIncomplete, RequestBody
+from paxd.web.channel import RegistryChannel
 from paxd.web.errors import internal_error, write_error
-from paxd.web.spool import BodySpool
+from paxd.web.limits import ClientSlots, ConnectionLimits, TooManyConnections
 
 log = Logger()
 
@@ -58,7 +67,7 @@ def apply_headers(request: IRequest, headers: RawHeaders) -> None:
 
 
 class RegistryRequest(Request):
-    """A request whose body is spooled off the reactor; see the module docstring."""
+    """A request whose body streams to its reader; see the module docstring."""
 
     # no text/html default for bodiless answers
     defaultContentType = None
@@ -67,103 +76,102 @@ class RegistryRequest(Request):
         # A form-encoded POST body must never turn into query arguments (?digest=).
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(channel, *args, **kwargs)
-        self._spool: BodySpool | None = None
-        self._body_failure: Failure | None = None
+        self._body: RequestBody | None = None
+        self._early = False
         site = getattr(channel, "site", None)
         self._site_headers: RawHeaders = list(getattr(site, "raw_headers", []))
-        self.notifyFinish().addBoth(self._ended)
-
-    def _site(self) -> Any:
-        return getattr(self.channel, "site", None)
 
     # -- receiving the body (called by the channel, on the reactor) ------------
     def gotLength(self, length: int | None) -> None:
-        """Start a spool for the body (Twisted would use a temporary file written here)."""
-        runner: IRunner | None = getattr(self._site(), "runner", None)
-        if runner is None:
-            super().gotLength(length)
-            return
-        self._spool = BodySpool(
-            runner,
-            getattr(self._site(), "spool_dir", None),
-            pause=self._pause_channel,
-            resume=self._resume_channel,
-        )
-        # Twisted's requestReceived tells and seeks on self.content.
+        """A body to stream, if the headers announce one (None: chunked)."""
+        # Twisted's requestReceived tells and seeks on self.content; it stays empty
         self.content = io.BytesIO()
+        if length != 0:
+            self._body = RequestBody(length, self)
 
     def handleContentChunk(self, data: bytes) -> None:
-        """Hand one chunk of the body to the spool."""
-        if self._spool is None:
-            super().handleContentChunk(data)
-        else:
-            self._spool.write(data)
+        """Hand one chunk of the body to its reader."""
+        if self._body is not None:
+            self._body.feed(data)
 
-    def _pause_channel(self) -> None:
-        if self.channel is not None:
-            log.debug("pausing a client: request body waiting for the disk")
-            self.channel.pauseProducing()
-
-    def _resume_channel(self) -> None:
-        if self.channel is not None:
-            self.channel.resumeProducing()
+    def start_early(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Process the request now, its body still to come (the channel calls it)."""
+        self._early = True
+        super().requestReceived(command, path, version)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        """Process the request once the whole body is in the spool."""
-        spool = self._spool
-        if spool is None:
+        """The whole body is in: its reader sees the end (processed now unless already begun)."""
+        if self._body is not None:
+            self._body.finish()
+        if not self._early:
             super().requestReceived(command, path, version)
-            return
 
-        def ready(_: object) -> None:
-            if self.channel is None:  # the client went away while we waited
-                return
-            if spool.in_memory:
-                self.content = io.BytesIO(spool.memory_content())
-                self.content.seek(0, io.SEEK_END)
-            super(RegistryRequest, self).requestReceived(command, path, version)
+    # -- what the body tells the connection (paxd.web.body.BodyOwner) -------------
+    def body_held(self, held: bool) -> None:
+        """Stop or resume reading the connection."""
+        hold = getattr(getattr(self, "channel", None), "body_held", None)
+        if hold is not None:
+            hold(self, held)
 
-        def failed(f: Failure) -> None:
-            self._body_failure = f
-            ready(None)
+    def body_demanded(self) -> None:
+        """The body is read for the first time."""
+        demanded = getattr(getattr(self, "channel", None), "body_demanded", None)
+        if demanded is not None:
+            demanded(self)
 
-        spool.flushed().addCallbacks(ready, failed)
-
-    def process(self) -> None:
-        """Process as Twisted does, unless the body could not be stored."""
-        if self._body_failure is not None:
-            self.site = self._site()
-            write_error(self, RegistryError("UNAVAILABLE", "could not store the request body"))
-            return
-        super().process()
-
-    # -- what resources use ----------------------------------------------------
-    def body_reader(self) -> IReader:
-        """The request body as a reader (whose reads of a spooled body run in the pool)."""
-        if self._spool is None:
-            content = self.content
-            assert content is not None
-            content.seek(0)
-            return BytesReader(content.read())
-        return self._spool.reader()
+    # -- what the channel asks of the body -------------------------------------------
+    @property
+    def body_length(self) -> int | None:
+        """The announced body length: 0 without a body, None for a chunked one."""
+        return self._body.length if self._body is not None else 0
 
     @property
-    def body_size(self) -> int:
-        """How many body bytes were received."""
-        if self._spool is None:
-            return len(self.content.getvalue()) if isinstance(self.content, io.BytesIO) else 0
-        return self._spool.size
+    def body_received(self) -> int:
+        """Body bytes received so far."""
+        return self._body.received if self._body is not None else 0
+
+    @property
+    def body_failed(self) -> bool:
+        """True once the body can no longer be read to its end."""
+        return self._body is not None and self._body.failed
+
+    def fail_body(self, error: Exception) -> None:
+        """The body will not be read to its end: its reader fails with *error*."""
+        if self._body is not None:
+            self._body.fail(error)
+
+    def discard_body(self) -> None:
+        """The request was answered without its body: drop what still arrives."""
+        if self._body is not None:
+            self._body.discard()
+
+    def body_reader(self) -> IReader:
+        """The request body as a reader (the one stream of it: read it once)."""
+        if self._body is None:
+            return BytesReader(b"")
+        return self._body
 
     # -- the end -----------------------------------------------------------------
-    def _ended(self, result: object) -> None:
-        # Finished or connection lost: the spool file goes once no reader needs it.
-        if self._spool is not None:
-            self._spool.discard()
+    def connectionLost(self, reason: Failure) -> None:
+        """The client left: a body still arriving fails, so that its upload is dropped."""
+        body = self._body
+        if body is not None and not (body.complete or body.failed or body.discarding):
+            log.info(
+                "the client of {method} {uri} left after {received} body bytes",
+                method=self.method.decode("latin-1", "replace"),
+                uri=self.uri[:300].decode("latin-1", "replace"),
+                received=body.received,
+            )
+            body.fail(BodyIncomplete(body.received, body.length))
+        super().connectionLost(reason)
 
     def write(self, data: bytes) -> None:
         """Add the common headers before the first write, then write as Twisted does."""
         if not self.startedWriting:
             apply_headers(self, self._site_headers)
+            answering = getattr(self.channel, "answering", None)
+            if answering is not None:
+                answering(self)
         super().write(data)
 
     def processingFailed(self, reason: Failure) -> Failure:
@@ -193,10 +201,10 @@ def body_reader(request: IRequest) -> IReader:
     return BytesReader(content.read())
 
 
-def body_size(request: IRequest) -> int:
-    """How many body bytes *request* carried."""
+def body_length(request: IRequest) -> int | None:
+    """How long *request*'s body is announced to be (0: none; None: chunked, unknown)."""
     if isinstance(request, RegistryRequest):
-        return request.body_size
+        return request.body_length
     content = request.content
     if content is None:
         return 0
@@ -206,33 +214,53 @@ def body_size(request: IRequest) -> int:
     return size
 
 
+def client_host(addr: IAddress | None) -> str | None:
+    """The IP address of a TCP peer (None for other transports: no per-address cap)."""
+    if isinstance(addr, (IPv4Address, IPv6Address)):
+        return addr.host
+    return None
+
+
 class RegistrySite(Site):
-    """The registry's site: requests are :class:`RegistryRequest`, tracebacks never shown.
+    """The registry's site: :class:`RegistryChannel` and :class:`RegistryRequest`, no tracebacks.
 
     :param resource: the root (a :class:`~paxd.web.root.RegistryRoot`).
-    :param runner: the disk pool's runner, for spooling request bodies.
-    :param spool_dir: where large bodies are spooled (None: the system's temporary directory).
     :param headers: ``http.headers``: added to every response.
     :param access_log: log a line per request (``log.accesslog.disabled`` turns it off).
+    :param limits: ``http.connections``; its idle timeout is the site's
+        ``timeout`` unless one is given.
     :param kwargs: passed on to :class:`~twisted.web.server.Site` (``reactor``, ``timeout``...).
     """
+
+    protocol = RegistryChannel  # type: ignore[assignment]  # an HTTPChannel: no HTTP/2 offered
 
     def __init__(
         self,
         resource: IResource,
         *,
-        runner: IRunner,
-        spool_dir: str | None = None,
         headers: Mapping[str, Iterable[str]] | None = None,
         access_log: bool = True,
+        limits: ConnectionLimits | None = None,
         **kwargs: Any,
     ) -> None:
+        self.limits = limits or ConnectionLimits()
+        kwargs.setdefault("timeout", self.limits.idle_timeout)
         super().__init__(resource, RegistryRequest, parsePOSTFormSubmission=False, **kwargs)
         self.access_log = access_log
         self.displayTracebacks = False
-        self.runner = runner
-        self.spool_dir = spool_dir
         self.raw_headers = encode_headers(headers)
+        self.slots = ClientSlots(self.limits.max_per_client)
+
+    def buildProtocol(self, addr: IAddress | None) -> Any:
+        """A channel, or a 429 for an address over ``http.connections.maxperclient``."""
+        host = client_host(addr)
+        if not self.slots.acquire(host):
+            refusal: Protocol = TooManyConnections()
+            refusal.factory = self
+            return refusal
+        channel = super().buildProtocol(addr)
+        channel.slot = (self.slots, host)
+        return channel
 
     def log(self, request: Any) -> None:
         """The access log line, unless ``log.accesslog.disabled``."""

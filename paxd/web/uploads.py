@@ -25,18 +25,19 @@ from paxd.registry.uploads import UploadStatus
 from paxd.storage.interface import IReader
 from paxd.web.endpoint import Endpoint, Response, header, query
 from paxd.web.errors import upload_range
-from paxd.web.request import body_reader, body_size
+from paxd.web.request import body_length, body_reader
 
 _CONTENT_RANGE_RE = re.compile(
     r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})(?:/(?:[0-9]{1,19}|\*))?$", re.IGNORECASE
 )
 
 
-def parse_content_range(value: str | None, body_length: int) -> int | None:
+def parse_content_range(value: str | None, length: int | None) -> int | None:
     """The first byte offset a chunk's ``Content-Range: a-b`` claims; None without the header.
 
     ``RANGE_INVALID`` (416) when it is malformed, ``b < a``, or ``b - a + 1``
-    is not the length of the body received.
+    is not the body's announced *length* (checked before the body is read;
+    a chunked body, *length* None, announces none).
     """
     if value is None:
         return None
@@ -54,11 +55,11 @@ def parse_content_range(value: str | None, body_length: int) -> int | None:
             "invalid Content-Range: the last byte comes before the first",
             detail={"content_range": value[:100]},
         )
-    if last - first + 1 != body_length:
+    if length is not None and last - first + 1 != length:
         raise RegistryError(
             "RANGE_INVALID",
-            f"Content-Range {first}-{last} does not match the {body_length} bytes sent",
-            detail={"content_range": value[:100], "length": body_length},
+            f"Content-Range {first}-{last} does not match the {length} bytes sent",
+            detail={"content_range": value[:100], "length": length},
         )
     return first
 
@@ -125,9 +126,8 @@ class UploadEndpoint(Endpoint):
         return self._accepted(await uploads.start(algorithm))
 
     async def do_PATCH(self, request: IRequest) -> Response:
-        """Append the body: 202 with the new Range."""
-        size = body_size(request)
-        start = parse_content_range(header(request, "Content-Range"), size)
+        """Append the body as it arrives: 202 with the new Range."""
+        start = parse_content_range(header(request, "Content-Range"), body_length(request))
         reader = body_reader(request)
         try:
             status = await self.repository.uploads.append(self.uuid, reader, start)
@@ -143,11 +143,11 @@ class UploadEndpoint(Endpoint):
                 "DIGEST_INVALID",
                 "completing an upload needs its digest: PUT <location>?digest=<algorithm>:<hex>",
             )
-        size = body_size(request)
+        length = body_length(request)
         reader: IReader | None = None
         start: int | None = None
-        if size > 0:
-            start = parse_content_range(header(request, "Content-Range"), size)
+        if length != 0:
+            start = parse_content_range(header(request, "Content-Range"), length)
             reader = body_reader(request)
         try:
             info = await self.repository.uploads.complete(self.uuid, digest, reader, start)

@@ -10,7 +10,7 @@ from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, globalLogBeginner
 
-from paxd.listeners import endpoint_descriptions
+from paxd.listeners import endpoint_descriptions, system_backlog, with_backlog
 from paxd.workers import check_workers
 from paxd.workers.sockets import Adopted, ListenerError, bind_all
 from paxd.workers.supervisor import Supervisor, worker_argv
@@ -31,7 +31,13 @@ def serve_workers(path: str, options: Any, count: int, where: str, observer: Any
         print(f"paxd: {refused}", file=sys.stderr)
         return 1
     try:
-        sockets = bind_all(endpoint_descriptions(config.http), config.http.redirect, count)
+        # the same descriptions, backlog included, as paxd.tap.listen looks for
+        backlog = config.http.connections.backlog or system_backlog()
+        sockets = bind_all(
+            [with_backlog(d, backlog) for d in endpoint_descriptions(config.http)],
+            [with_backlog(d, backlog) for d in config.http.redirect],
+            count,
+        )
     except (OSError, ListenerError) as e:
         print(f"paxd: cannot listen: {e}", file=sys.stderr)
         return 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -62,9 +61,7 @@ class GuardedRegistryMixin:
             throttle=Throttle(self.clock),
         )
         self.root = RegistryRoot(self.registry, api_factory=factory)
-        self.spool_dir = case.mktemp()
-        os.makedirs(self.spool_dir)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=None)
+        self.client = site_client(self.root, headers=None)
 
     def request(
         self,

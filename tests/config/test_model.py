@@ -244,3 +244,41 @@ class ShapeTests(ErrorAssertions):
         )
         self.assertEqual(config.proxy, {"remoteurl": "x:1"})
         self.assertEqual(config.http.debug, {"addr": ":5001"})
+
+
+class ConnectionsTests(ErrorAssertions):
+    """``http.connections`` (paxd extension): deadlines and caps, with safe defaults."""
+
+    def test_defaults(self) -> None:
+        c = parse(MINIMAL).http.connections
+        self.assertEqual(
+            (c.headertimeout, c.idletimeout, c.bodytimeout, c.bodyminrate, c.maxperclient),
+            (30.0, 60.0, 30.0, 1024, 128),
+        )
+        self.assertEqual(c.backlog, 0)  # the system's somaxconn
+
+    def test_values_and_environment(self) -> None:
+        c = parse(
+            f"{MINIMAL}http: {{connections: {{headertimeout: 5s, maxperclient: 0, backlog: 9}}}}",
+            {"REGISTRY_HTTP_CONNECTIONS_BODYMINRATE": "0"},
+        ).http.connections
+        self.assertEqual(
+            (c.headertimeout, c.maxperclient, c.backlog, c.bodyminrate), (5.0, 0, 9, 0)
+        )
+
+    def test_errors(self) -> None:
+        self.assertConfigError(
+            f"{MINIMAL}http: {{connections: {{headertimeout: 0s}}}}",
+            "http.connections.headertimeout",
+            "more than zero",
+        )
+        self.assertConfigError(
+            f"{MINIMAL}http: {{connections: {{maxperclient: -1}}}}",
+            "http.connections.maxperclient",
+            "at least 0",
+        )
+        self.assertConfigError(
+            f"{MINIMAL}http: {{connections: {{bodyminrate: fast}}}}",
+            "http.connections.bodyminrate",
+            "whole number",
+        )

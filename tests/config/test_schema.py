@@ -47,6 +47,13 @@ health.storagedriver.threshold: leaf
 health.tcp: any (or tcpcheckers)
 http: section
 http.addr: leaf
+http.connections: section
+http.connections.backlog: leaf
+http.connections.bodyminrate: leaf
+http.connections.bodytimeout: leaf
+http.connections.headertimeout: leaf
+http.connections.idletimeout: leaf
+http.connections.maxperclient: leaf
 http.debug: any
 http.draintimeout: leaf
 http.h2c: any

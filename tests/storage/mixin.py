@@ -298,6 +298,16 @@ class StorageDriverTestsMixin(_Base):
         self.ok(writer.cancel())
         self.failureResultOf(writer.write(b"more"), ValueError)
 
+    def test_writer_cancel_leaves_the_file_as_it_was(self) -> None:
+        # a failed append (full disk, client gone mid-body) gives its space back
+        self.write_file("/w", b"head ")
+        writer = self.ok(self.driver.writer("/w", append=True))
+        self.ok(writer.write(b"more" * 1000))
+        self.ok(writer.write(LARGE))
+        self.ok(writer.cancel())
+        self.assertEqual(self.get("/w"), b"head ")
+        self.assertEqual(self.ok(self.driver.stat("/w")).size, 5)
+
     # -- stat --------------------------------------------------------------
     def test_stat_file(self) -> None:
         self.put("/s/file", b"12345")

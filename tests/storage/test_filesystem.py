@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from paxd.registry import layout
 from paxd.registry.reference import Digest
 from paxd.storage.filesystem import TEMP_PREFIX, FilesystemReader, FilesystemStorage
-from paxd.storage.interface import InvalidPath, IStorageDriver, PathNotFound
+from paxd.storage.interface import InvalidPath, IStorageDriver, PathNotFound, StorageFull
 from paxd.threadpool import PoolRunner, SynchronousRunner, make_pool
 from tests.storage.mixin import LARGE, StorageDriverTestsMixin
 
@@ -189,6 +189,23 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
         bad: Any = "not bytes"
         self.failureResultOf(self.driver.put_content("/a/file", bad), TypeError)
         self.assertEqual(self.get("/a/file"), b"old")
+        self.assertEqual(temp_files(self.root), [])
+
+    def test_full_disk_is_storage_full(self) -> None:
+        """ENOSPC is StorageFull (answered 507), and the failed write's space is given back."""
+        self.write_file("/up/data", b"kept")
+        writer = self.ok(self.driver.writer("/up/data", append=True))
+        self.ok(writer.write(b"x" * 1000))
+
+        def full(fd: int, data: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+        self.patch(os, "write", full)
+        failure = self.failureResultOf(writer.write(b"y" * 1000), StorageFull)
+        self.assertIn("is full: No space left on device", str(failure.value))
+        self.failureResultOf(self.driver.put_content("/other", b"z"), StorageFull)
+        self.ok(writer.cancel())
+        self.assertEqual(os.path.getsize(self.os_path("/up/data")), 4)
         self.assertEqual(temp_files(self.root), [])
 
     def test_put_below_a_file(self) -> None:

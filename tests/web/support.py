@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,7 +16,6 @@ from twisted.web.resource import IResource
 from paxd.access import Access
 from paxd.registry.registry import Registry
 from paxd.storage.memory import MemoryStorage
-from paxd.threadpool import SynchronousRunner
 from paxd.web.api import APIResource
 from paxd.web.request import RegistrySite
 from paxd.web.root import RegistryRoot
@@ -38,18 +36,15 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def site_client(
-    root: IResource, *, spool_dir: str | None = None, headers: Mapping[str, Iterable[str]] | None
-) -> StubTreq:
+def site_client(root: IResource, *, headers: Mapping[str, Iterable[str]] | None) -> StubTreq:
     """A StubTreq whose in-memory server is a real :class:`RegistrySite` around *root*."""
     client = StubTreq(root)
     agent = client._agent
     # RequestTraversalAgent builds a plain Site; swap in ours (same reactor), so that
-    # RegistryRequest (spooling, common headers, JSON 500s) is what is tested.
+    # RegistryChannel and RegistryRequest (streamed bodies, common headers, JSON 500s)
+    # are what is tested.
     agent._serverFactory = RegistrySite(
         root,
-        runner=SynchronousRunner(),
-        spool_dir=spool_dir,
         headers=headers,
         reactor=agent._memoryReactor,
     )
@@ -102,13 +97,7 @@ class RegistryWebTestCase(SynchronousTestCase):
             access = self.access
             factory = lambda prefix: APIResource(self.registry, access, prefix)  # noqa: E731
         self.root = RegistryRoot(self.registry, headers=self.headers, api_factory=factory)
-        self.spool_dir = self.mktemp()
-        os.makedirs(self.spool_dir)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=self.headers)
-
-    def tearDown(self) -> None:
-        # every spooled body is removed once its request is over
-        self.assertEqual(os.listdir(self.spool_dir), [])
+        self.client = site_client(self.root, headers=self.headers)
 
     def request(
         self,

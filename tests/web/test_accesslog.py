@@ -6,16 +6,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyRequest
 
-from paxd.threadpool import SynchronousRunner
 from paxd.web.request import RegistrySite
 
 
 class AccessLogTests(SynchronousTestCase):
     def _logged(self, access_log: bool) -> str:
         path = self.mktemp()
-        site = RegistrySite(
-            Resource(), runner=SynchronousRunner(), access_log=access_log, logPath=path
-        )
+        site = RegistrySite(Resource(), access_log=access_log, logPath=path)
         site.startFactory()
         request = DummyRequest([b"v2", b""])
         request.method = b"GET"

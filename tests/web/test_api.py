@@ -7,7 +7,7 @@ import json
 from paxd.access import Access
 from tests.web.support import OCI_EMPTY, OCI_MANIFEST, RegistryWebTestCase, sha256
 
-BLOB = bytes(range(256)) * 12 * 1024  # 3 MiB: spooled on upload, several chunks on download
+BLOB = bytes(range(256)) * 12 * 1024  # 3 MiB: several reads on upload and chunks on download
 
 
 class BaseTests(RegistryWebTestCase):

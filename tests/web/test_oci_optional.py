@@ -302,7 +302,7 @@ class SparseWebCase(RegistryWebTestCase):
         self.registry = Registry(self.storage, delete_enabled=True, references=self.checks)
         self.successResultOf(self.registry.start())
         self.root = RegistryRoot(self.registry, headers=self.headers)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=self.headers)
+        self.client = site_client(self.root, headers=self.headers)
 
     def sparse_index(self, name: str) -> bytes:
         """An index of a pushed linux/amd64 image and an absent linux/arm64 one."""

@@ -136,7 +136,7 @@ class ParentTagsOffTests(PackWebTestCase):
         self.registry = Registry(self.storage, delete_enabled=True, max_page=100, parent_tags=False)
         self.successResultOf(self.registry.start())
         self.root = RegistryRoot(self.registry, headers=self.headers)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=self.headers)
+        self.client = site_client(self.root, headers=self.headers)
 
     def test_no_parents_and_parent_shaped_tags_allowed(self) -> None:
         self.push_pack("cni", "1.0.0")
@@ -266,7 +266,7 @@ class StartupWebTests(PackWebTestCase):
         plain = Registry(self.storage, delete_enabled=True, parent_tags=False)
         self.successResultOf(plain.start())
         self.root = RegistryRoot(plain, headers=self.headers)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=self.headers)
+        self.client = site_client(self.root, headers=self.headers)
         self.push_pack("ubuntu-aws", "22.4.1")
         d2 = self.push_pack("ubuntu-aws", "22.4.3")
         d3 = self.push_pack("ubuntu-aws", "lts__20.4.6")
@@ -278,7 +278,7 @@ class StartupWebTests(PackWebTestCase):
         self.registry = Registry(self.storage, delete_enabled=True, max_page=100)
         self.successResultOf(self.registry.start())
         self.root = RegistryRoot(self.registry, headers=self.headers)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=self.headers)
+        self.client = site_client(self.root, headers=self.headers)
         self.assertEqual(
             self.tag_list("ubuntu-aws"),
             ["22.4.1", "22.4.3", "22.4.x", "22.x", "lts__20.4.6", "lts__20.4.x", "lts__20.x"],

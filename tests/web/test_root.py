@@ -13,7 +13,6 @@ from paxd.registry.errors import RegistryError
 from paxd.registry.registry import Registry
 from paxd.registry.repository import Repository
 from paxd.storage.memory import MemoryStorage
-from paxd.threadpool import SynchronousRunner
 from paxd.web.request import RegistrySite
 from paxd.web.root import RegistryRoot
 from tests.web.support import (
@@ -73,7 +72,7 @@ class HealthTests(RegistryWebTestCase):
     def test_down(self) -> None:
         self.registry = BrokenRegistry(MemoryStorage())
         self.root = RegistryRoot(self.registry, headers=self.headers)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=self.headers)
+        self.client = site_client(self.root, headers=self.headers)
         answer = self.request("GET", "/health")
         self.assertEqual(answer.code, 503)
         self.assertEqual(
@@ -131,7 +130,6 @@ class HeaderTests(RegistryWebTestCase):
         self.registry = BuggyRegistry(MemoryStorage())
         self.client = site_client(
             RegistryRoot(self.registry, headers=self.headers),
-            spool_dir=self.spool_dir,
             headers=self.headers,
         )
         answer = self.request("HEAD", f"/v2/a/blobs/{sha256(b'x')}")
@@ -156,7 +154,6 @@ class RawTests(SynchronousTestCase):
         self.successResultOf(self.registry.start())
         self.site = RegistrySite(
             RegistryRoot(self.registry),
-            runner=SynchronousRunner(),
             headers={"X-Frame-Options": ["DENY"]},
             reactor=MemoryReactorClock(),
         )
