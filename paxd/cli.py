@@ -1,4 +1,5 @@
-"""``paxd``: the daemon's front door — ``serve``, ``check-config``, ``htpasswd``, ``--version``.
+"""``paxd``: the daemon's front door — ``serve``, ``check-config``, ``htpasswd``, ``cert``,
+``systemd-unit``, ``--version``.
 
 ``paxd serve FILE`` runs the same service tree as ``twistd -n paxd --config FILE``,
 in the foreground, logging to standard error.
@@ -12,15 +13,19 @@ from typing import Any
 
 from paxd import __version__
 
+#: where paxd looks when no file is named (paxd.preflight.DEFAULT_CONFIG, not imported:
+#: ``paxd --help`` stays fast)
 DEFAULT_CONFIG = "/etc/paxd/config.yml"
-LEVELS = {"debug", "info", "warn", "error"}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paxd",
         description="paxd, a pack registry daemon: Docker distribution's API under /v1/ and /v2/.",
-        epilog="Exit codes: 0 success, 1 failure (including a configuration the daemon refuses),"
+        epilog="Without a configuration file, paxd reads /etc/paxd/config.yml, or when that does"
+        " not exist runs on the vendor image's built-in defaults; REGISTRY_* environment"
+        " variables override either, as in Docker distribution. Exit codes: 0 success, 1 failure"
+        " (a configuration the daemon refuses, a port it cannot bind, storage it cannot use),"
         " 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"paxd {__version__}")
@@ -28,22 +33,23 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the registry in the foreground",
-        description="Run the registry in the foreground, logging to standard error."
+        description="Run the registry in the foreground, logging to standard error as log.level,"
+        " log.formatter (text, json, logstash) and log.fields say. It exits 1, with one line"
+        " naming the key and the fix, if a listener cannot bind or storage does not answer, and"
+        " tells systemd READY=1 ($NOTIFY_SOCKET) once every listener is bound and storage answered."
         " REGISTRY_* environment variables override the file, as in Docker distribution.",
     )
-    serve.add_argument(
-        "config",
-        nargs="?",
-        default=DEFAULT_CONFIG,
-        help=f"configuration file (default {DEFAULT_CONFIG})",
-    )
+    serve.add_argument("config", nargs="?", default=None, help=_CONFIG_HELP)
     check = sub.add_parser(
         "check-config",
-        help="validate a configuration file and print its warnings",
-        description="Load the configuration (with REGISTRY_* overrides) as 'serve' would, print"
-        " every warning, and exit 0 if the daemon would start, 1 if not.",
+        help="print the configuration the daemon would run with, and every warning",
+        description="Load the configuration (with REGISTRY_* overrides) and check it as 'serve'"
+        " would — TLS files, the htpasswd file, the storage root, the listeners' descriptions —"
+        " without changing anything on disk. Prints every warning 'serve' would log (standard"
+        " error), the configuration it would run with, secrets masked (standard output), and"
+        " exits 0 if the daemon would start, 1 if not.",
     )
-    check.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="configuration file")
+    check.add_argument("config", nargs="?", default=None, help=_CONFIG_HELP)
     sub.add_parser(
         "htpasswd",
         help="add, change, remove and list htpasswd (bcrypt) users",
@@ -57,7 +63,34 @@ def _parser() -> argparse.ArgumentParser:
         " certificate with the right subjectAltNames and says how to trust it.",
     )
     cert.add_argument("action", choices=["self-signed"], help="what to make")
+    unit = sub.add_parser(
+        "systemd-unit",
+        help="print systemd units that run this installation of paxd",
+        description="Print a systemd unit whose ExecStart is this installation's paxd (this"
+        " Python, this virtual environment), with the layout of etc/paxd/config.yml: the"
+        " configuration in /etc/paxd, everything paxd writes under /var/lib/paxd. With --dir,"
+        " write paxd.service, paxd.socket and paxd-activated.service there instead.",
+    )
+    unit.add_argument(
+        "name",
+        nargs="?",
+        default="paxd.service",
+        choices=["paxd.service", "paxd.socket", "paxd-activated.service"],
+        help="the unit to print (default paxd.service)",
+    )
+    unit.add_argument("--dir", help="write all three units into this directory")
+    unit.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"the configuration file (default {DEFAULT_CONFIG})",
+    )
     return parser
+
+
+_CONFIG_HELP = (
+    f"configuration file (default {DEFAULT_CONFIG}, or the built-in defaults when it does not"
+    " exist)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,18 +110,22 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.config)
     if args.command == "check-config":
         return check_config(args.config)
+    if args.command == "systemd-unit":
+        from paxd.systemd.units import main as units_main
+
+        return units_main(args.name, args.dir, args.config)
     parser.print_help(sys.stderr)
     return 2
 
 
-def _options(path: str) -> Any:
+def _options(path: str | None) -> Any:
     from twisted.python import usage
 
     from paxd.tap import Options
 
     options = Options()
     try:
-        options.parseOptions(["--config", path])
+        options.parseOptions(["--config", path] if path is not None else [])
     except usage.UsageError as e:
         print(f"paxd: {e}", file=sys.stderr)
         return None
@@ -98,56 +135,42 @@ def _options(path: str) -> Any:
     return options
 
 
-def check_config(path: str) -> int:
-    """``paxd check-config``: 0 if the daemon would start with *path*."""
-    from paxd.listeners import endpoint_descriptions
+def check_config(path: str | None) -> int:
+    """``paxd check-config``: 0 if the daemon would start with *path*; changes nothing on disk."""
+    import os
 
-    options = _options(path)
-    if options is None:
+    from paxd.config import ConfigError
+    from paxd.config.dump import as_yaml
+    from paxd.listeners import endpoint_descriptions
+    from paxd.preflight import load, prepare
+
+    try:
+        config = load(path, os.environ)
+        prepared = prepare(config, create=False)
+    except ConfigError as e:
+        print(f"paxd: {e}", file=sys.stderr)
         return 1
-    config = options["parsed"]
-    for warning in config.warnings:
-        print(f"paxd: warning: {config.source}: {warning}", file=sys.stderr)
+    for warning in prepared.warnings:
+        print(f"paxd: warning: {warning}", file=sys.stderr)
+    print(f"# The configuration paxd would run with: {config.source}, REGISTRY_* variables")
+    print("# applied, every default filled in, secrets masked.")
+    print(as_yaml(config), end="")
     print(
-        f"{config.source}: OK ({config.storage.driver} storage, listening on"
+        f"# {config.source}: OK ({config.storage.driver} storage, listening on"
         f" {', '.join(endpoint_descriptions(config.http))})"
     )
     return 0
 
 
 def log_observer(config: Any, stream: Any = None) -> Any:
-    """The observer ``log`` asks for: its level, text or JSON lines, and its extra fields."""
-    from twisted.logger import (
-        FilteringLogObserver,
-        ILogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        jsonFileLogObserver,
-        textFileLogObserver,
-    )
-    from zope.interface import provider
+    """The observer ``log`` asks for (see :mod:`paxd.logs`), on standard error by default."""
+    from paxd.logs import log_observer as observer
 
-    stream = sys.stderr if stream is None else stream
-    level = str(config.level or "info").lower()
-    predicate = LogLevelFilterPredicate(
-        defaultLogLevel=LogLevel.levelWithName(level if level in LEVELS else "info")
-    )
-    if str(config.formatter or "text").lower() in ("json", "logstash"):
-        sink = jsonFileLogObserver(stream)
-    else:
-        sink = textFileLogObserver(stream)
-    fields = dict(config.fields or {})
-
-    @provider(ILogObserver)
-    def with_fields(event: dict[str, Any]) -> None:
-        # the configured fields (e.g. service: registry) on every event, never over its own
-        sink({**{k: v for k, v in fields.items() if k not in event}, **event} if fields else event)
-
-    return FilteringLogObserver(with_fields, [predicate])
+    return observer(config, sys.stderr if stream is None else stream)
 
 
-def serve(path: str) -> int:
-    """``paxd serve``: run until SIGINT or SIGTERM."""
+def serve(path: str | None) -> int:
+    """``paxd serve``: run until SIGINT or SIGTERM; 1 if start-up failed."""
     options = _options(path)
     if options is None:
         return 1
@@ -160,12 +183,13 @@ def serve(path: str) -> int:
         [log_observer(options["parsed"].log)], redirectStandardIO=False
     )
     service = makeService(options, reactor)
+    startup = service.getServiceNamed("paxd-startup")  # type: ignore[attr-defined]
     failed: list[BaseException] = []
 
     def start() -> None:
         try:
             service.startService()
-        except Exception as e:  # a port in use, a socket we may not bind
+        except Exception as e:  # a bug: listeners and storage report through Startup
             failed.append(e)
             print(f"paxd: cannot start: {e}", file=sys.stderr)
             reactor.stop()
@@ -173,7 +197,7 @@ def serve(path: str) -> int:
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
-    return 1 if failed else 0
+    return 1 if failed or startup.exit_status else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

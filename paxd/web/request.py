@@ -30,6 +30,7 @@ from paxd.registry.errors import RegistryError
 from paxd.storage.interface import IReader
 from paxd.storage.readers import BytesReader
 from paxd.threadpool import IRunner
+from paxd.web.accesslog import log_request
 from paxd.web.errors import internal_error, write_error
 from paxd.web.spool import BodySpool
 
@@ -71,6 +72,8 @@ class RegistryRequest(Request):
         self._body_failure: Failure | None = None
         site = getattr(channel, "site", None)
         self._site_headers: RawHeaders = list(getattr(site, "raw_headers", []))
+        #: when the request line arrived, for the access log's duration
+        self.started: float | None = site.reactor.seconds() if site is not None else None
         self.notifyFinish().addBoth(self._ended)
 
     def _site(self) -> Any:
@@ -235,6 +238,6 @@ class RegistrySite(Site):
         self.raw_headers = encode_headers(headers)
 
     def log(self, request: Any) -> None:
-        """The access log line, unless ``log.accesslog.disabled``."""
+        """The access log event (:mod:`paxd.web.accesslog`), unless ``log.accesslog.disabled``."""
         if self.access_log:
-            super().log(request)
+            log_request(request, self.reactor.seconds())
