@@ -158,7 +158,7 @@ class Startup(Service):
     def startService(self) -> None:
         super().startService()
         for warning in self.prepared.warnings:
-            log.warn("{warning}", warning=warning)
+            log.warn("{text}", text=warning)  # not "warning": trial takes that for warnings.warn
         config = self.prepared.config
         if self.prepared.created_password is not None and config.auth is not None:
             # Shown once: the file now exists, so the next start says nothing.
@@ -194,15 +194,26 @@ class Startup(Service):
                 scheme=listener.scheme,
             )
         driver = self.prepared.config.storage.driver
+        probe = self.registry.check_health()
+        late: list[bool] = []
+
+        def give_up() -> None:
+            late.append(True)
+            probe.cancel()
+
+        timer = self.reactor.callLater(STORAGE_TIMEOUT, give_up)
         try:
-            probe = self.registry.check_health()
-            await probe.addTimeout(STORAGE_TIMEOUT, self.reactor)
+            await probe
         except Exception as e:
-            reason = f"no answer in {STORAGE_TIMEOUT:g} s" if _is_timeout(e) else str(e)
+            cause = e.__cause__ or e  # check_health wraps the driver's error
+            reason = f"no answer in {STORAGE_TIMEOUT:g} s" if late else str(cause)
             self.fail(
                 f"{driver} storage is not usable: {reason}; check storage.{driver} in {source}"
             )
             return
+        finally:
+            if timer.active():
+                timer.cancel()
         if self.exit_status is not None:
             return
         self.ready = True
@@ -215,19 +226,13 @@ class Startup(Service):
         if self.exit_status is not None:
             return
         self.exit_status = 1
-        log.critical("{message}", message=message)
+        log.critical("{reason}", reason=message)  # not "message": legacy observers own it
         self.notifier.status(message)
         self.reactor.callWhenRunning(self.reactor.stop)
 
     def stopService(self) -> Any:
         self.notifier.stopping()
         return super().stopService()
-
-
-def _is_timeout(error: Exception) -> bool:
-    from twisted.internet.defer import TimeoutError as DeferredTimeout
-
-    return isinstance(error, DeferredTimeout | TimeoutError)
 
 
 def _address(port: IListeningPort) -> str:

@@ -16,8 +16,8 @@ from twisted.web.server import Site
 
 from paxd.config import ConfigError, parse_config
 from paxd.tap import Options, makeService
-from paxd.tls.plainhttp import RefusePlainHTTPFactory
 from paxd.tls.issuing import IssuingService
+from paxd.tls.plainhttp import RefusePlainHTTPFactory
 from paxd.tls.reload import CertificateFiles
 from paxd.tls.wiring import expected_hosts, https_port, prepare_tls
 from tests.tls.support import TestCA
