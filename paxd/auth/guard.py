@@ -241,6 +241,8 @@ class RegistryGuard(_Transparent):
 
     def _failed(self, address: str, user: str | None) -> None:
         """Count a failed login; say so when it gets the address blocked."""
+        # the claimed user name only: never the password or the Authorization header
+        log.debug("failed login as {user!r} from {address}", user=user, address=address)
         if self.throttle.record_failure(address, user):
             log.warn(
                 "too many failed logins from {address} (last as {user!r}):"
