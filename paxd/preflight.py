@@ -39,6 +39,7 @@ __all__ = [
     "is_loopback",
     "load",
     "prepare",
+    "written_paths",
 ]
 
 #: where paxd looks for its configuration when none is named
@@ -195,6 +196,43 @@ def _prepare_htpasswd(config: Config, create: bool) -> tuple[str | None, list[st
             )
         raise _fail(config, HTPASSWD_KEY, f"{e}; {fix}") from None
     return password, list(parsed.warnings)
+
+
+def written_paths(config: Config) -> list[tuple[str, str]]:
+    """``(key, path)`` for every path paxd creates or writes with *config*.
+
+    (Request bodies are spooled in the system's temporary directory besides these.)
+    """
+    paths: list[tuple[str, str]] = []
+    if config.storage.rootdirectory is not None:
+        paths.append((ROOT_KEY, config.storage.rootdirectory))
+    if config.auth is not None:
+        paths.append((HTPASSWD_KEY, config.auth.htpasswd.path))  # created when missing
+    tls = config.http.tls
+    if tls is not None and tls.letsencrypt is not None:
+        paths.append(("http.tls.letsencrypt.cachefile", tls.letsencrypt.cachefile))
+    for description in endpoint_descriptions(config.http):
+        if description.startswith("unix:"):
+            key = "http.listen" if config.http.listen else "http.addr"
+            paths.append((key, _unix_path(description)))
+    return paths
+
+
+def _unix_path(description: str) -> str:
+    """The socket path of a ``unix:`` endpoint description (its escapes undone)."""
+    path: list[str] = []
+    escaped = False
+    for char in description[len("unix:") :]:
+        if escaped:
+            path.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            break
+        else:
+            path.append(char)
+    return "".join(path).removeprefix("address=")
 
 
 def check_listeners(config: Config) -> None:
