@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
         " certificate with the right subjectAltNames and says how to trust it.",
     )
     cert.add_argument("action", choices=["self-signed"], help="what to make")
+    _add_unit_parser(sub)
+    return parser
+
+
+def _add_unit_parser(sub: Any) -> None:
     unit = sub.add_parser(
         "systemd-unit",
         help="print systemd units that run this installation of paxd",
@@ -82,9 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     unit.add_argument(
         "--config",
         default=DEFAULT_CONFIG,
-        help=f"the configuration file (default {DEFAULT_CONFIG})",
+        help=f"the configuration file ExecStart names (default {DEFAULT_CONFIG})",
     )
-    return parser
 
 
 _CONFIG_HELP = (

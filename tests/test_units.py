@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -129,7 +130,8 @@ class PrintedUnitTests(SynchronousTestCase):
         self.assertEqual(command[-2:], ["serve", "/etc/paxd/config.yml"])
         installation = Installation.current()
         self.assertEqual(tuple(command[:-2]), installation.command)
-        self.assertIn(command[0], (sys.executable, str(Path(sys.executable).parent / "paxd")))
+        scripts = (sysconfig.get_path("scripts"), Path(sys.executable).parent)
+        self.assertIn(command[0], {sys.executable, *(str(Path(d) / "paxd") for d in scripts)})
         self.assertEqual(settings["Type"], ["notify"])
         if "PYTHONPATH" in installation.environment:  # a checkout, as in this test run
             self.assertIn(f"PYTHONPATH={REPO}", settings["Environment"])
@@ -157,6 +159,12 @@ class PrintedUnitTests(SynchronousTestCase):
             timeout=120,
         )
         self.assertEqual((result.returncode, result.stderr.strip()), (0, ""))
+
+    def test_another_configuration_file(self) -> None:
+        status, out, _ = printed(["systemd-unit", "--config", "/etc/paxd/other.yml"])
+        self.assertEqual(status, 0)
+        (exec_start,) = parse_unit(out)["ExecStart"]
+        self.assertTrue(exec_start.endswith(" serve /etc/paxd/other.yml"), exec_start)
 
     def test_home_installations_keep_their_code_readable(self) -> None:
         home = Installation(("/home/u/venv/bin/paxd",), in_home=True)

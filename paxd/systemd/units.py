@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import site
 import sys
+import sysconfig
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -71,11 +72,13 @@ class Installation:
         import paxd
 
         package_dir = str(Path(paxd.__file__).resolve().parent.parent)
-        script = Path(sys.executable).parent / "paxd"
         installed = any(Path(p).resolve() == Path(package_dir) for p in site.getsitepackages() if p)
+        # the console script pip wrote beside this interpreter (a venv's bin/, /usr/local/bin)
+        scripts = [Path(sysconfig.get_path("scripts")), Path(sys.executable).parent]
+        found = [d / "paxd" for d in scripts if os.access(d / "paxd", os.X_OK)]
         environment: dict[str, str] = {}
-        if installed and script.is_file() and os.access(script, os.X_OK):
-            command: tuple[str, ...] = (str(script),)
+        if installed and found:
+            command: tuple[str, ...] = (str(found[0]),)
         else:
             command = (sys.executable, "-m", "paxd")
             if not installed:
@@ -118,7 +121,7 @@ Type=notify
 NotifyAccess=main
 User=paxd
 Group=paxd
-ExecStart=@EXEC@ serve /etc/paxd/config.yml
+ExecStart=@EXEC@ serve @CONFIG@
 ExecReload=/bin/kill -HUP $MAINPID
 @ENVIRONMENT@Restart=on-failure
 RestartSec=5s
@@ -190,8 +193,8 @@ def _quote(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
 
 
-def render(name: str, installation: Installation) -> str:
-    """The text of unit *name* for *installation*."""
+def render(name: str, installation: Installation, config: str = LAYOUT["config"]) -> str:
+    """The text of unit *name* for *installation*, starting paxd with *config*."""
     if name == "paxd.socket":
         return _SOCKET
     activated = name == "paxd-activated.service"
@@ -223,6 +226,7 @@ def render(name: str, installation: Installation) -> str:
         "@AFTER@": "paxd.socket " if activated else "",
         "@CONFLICTS@": "paxd.service" if activated else "paxd-activated.service",
         "@EXEC@": " ".join(_quote(w) for w in installation.command),
+        "@CONFIG@": _quote(config),
         "@ENVIRONMENT@": "".join(f"Environment={_quote(e)}\n" for e in environment),
         "@CAPABILITIES@": capabilities,
         "@PROTECT_HOME@": protect_home,
@@ -287,9 +291,11 @@ def writable(settings: Mapping[str, Sequence[str]], path: str) -> bool:
 def main(name: str, directory: str | None, config: str) -> int:
     """``paxd systemd-unit [NAME] [--dir DIR]``."""
     installation = Installation.current()
-    if config != LAYOUT["config"]:
+    config = os.path.abspath(config)
+    if not config.startswith("/etc/"):
         print(
-            f"paxd: the units start paxd with {LAYOUT['config']}; edit ExecStart for {config}",
+            f"paxd: warning: {config} is outside /etc: the unit can read it only if"
+            " ProtectHome= and the directory's permissions let the user paxd",
             file=sys.stderr,
         )
     if installation.in_home:
@@ -300,11 +306,11 @@ def main(name: str, directory: str | None, config: str) -> int:
             file=sys.stderr,
         )
     if directory is None:
-        print(render(name, installation), end="")
+        print(render(name, installation, config), end="")
         return 0
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     for unit in NAMES:
-        (target / unit).write_text(render(unit, installation))
+        (target / unit).write_text(render(unit, installation, config))
         print(f"wrote {target / unit}")
     return 0

@@ -265,3 +265,40 @@ class NotifyTests(StartupCase):
                 self.assertTrue(
                     any(m.startswith("STATUS=cannot listen on") for m in sent), f"{runner}: {sent}"
                 )
+
+
+class DefaultConfigurationTests(StartupCase):
+    def test_serve_without_a_file_runs_on_the_built_in_defaults(self) -> None:
+        """As ``docker run -e REGISTRY_…`` runs the vendor image: defaults plus the environment."""
+        if os.path.lexists("/etc/paxd/config.yml"):
+            self.skipTest("/etc/paxd/config.yml exists on this machine")
+        port = free_port()
+        env = {
+            "REGISTRY_STORAGE": "inmemory",
+            "REGISTRY_AUTH": "",
+            "REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "paxd", "serve"],
+            env=child_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.dir,
+        )
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
+                    self.assertEqual(r.status, 200)
+                    # the vendor image's security headers come from the built-in defaults
+                    self.assertEqual(r.headers["X-Frame-Options"], "DENY")
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 0, out.decode())
+        self.assertIn(b"registry ready (inmemory storage)", out)
