@@ -1,4 +1,5 @@
-"""``paxd``: the daemon's front door — ``serve``, ``check-config``, ``htpasswd``, ``--version``.
+"""``paxd``: the daemon's front door — ``serve``, ``check-config``, ``htpasswd``, ``cert``,
+``systemd-unit``, ``--version``.
 
 ``paxd serve FILE`` runs the same service tree as ``twistd -n paxd --config FILE``,
 in the foreground, logging to standard error.
@@ -12,15 +13,19 @@ from typing import Any
 
 from paxd import __version__
 
+#: where paxd looks when no file is named (paxd.preflight.DEFAULT_CONFIG, not imported:
+#: ``paxd --help`` stays fast)
 DEFAULT_CONFIG = "/etc/paxd/config.yml"
-LEVELS = {"debug", "info", "warn", "error"}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paxd",
         description="paxd, a pack registry daemon: Docker distribution's API under /v1/ and /v2/.",
-        epilog="Exit codes: 0 success, 1 failure (including a configuration the daemon refuses),"
+        epilog="Without a configuration file, paxd reads /etc/paxd/config.yml, or when that does"
+        " not exist runs on the vendor image's built-in defaults; REGISTRY_* environment"
+        " variables override either, as in Docker distribution. Exit codes: 0 success, 1 failure"
+        " (a configuration the daemon refuses, a port it cannot bind, storage it cannot use),"
         " 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"paxd {__version__}")
@@ -28,15 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve",
         help="run the registry in the foreground",
-        description="Run the registry in the foreground, logging to standard error."
+        description="Run the registry in the foreground, logging to standard error as log.level,"
+        " log.formatter (text, json, logstash) and log.fields say. It exits 1, with one line"
+        " naming the key and the fix, if a listener cannot bind or storage does not answer, and"
+        " tells systemd READY=1 ($NOTIFY_SOCKET) once every listener is bound and storage answered."
         " REGISTRY_* environment variables override the file, as in Docker distribution.",
     )
-    serve.add_argument(
-        "config",
-        nargs="?",
-        default=DEFAULT_CONFIG,
-        help=f"configuration file (default {DEFAULT_CONFIG})",
-    )
+    serve.add_argument("config", nargs="?", default=None, help=_CONFIG_HELP)
     serve.add_argument(
         "--workers",
         type=_positive,
@@ -49,15 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--adopt", action="append", default=[], help=argparse.SUPPRESS)
     check = sub.add_parser(
         "check-config",
-        help="validate a configuration file and print its warnings",
-        description="Load the configuration (with REGISTRY_* overrides) as 'serve' would, print"
-        " every warning, and exit 0 if the daemon would start, 1 if not.",
+        help="print the configuration the daemon would run with, and every warning",
+        description="Load the configuration (with REGISTRY_* overrides) and check it as 'serve'"
+        " would — TLS files, the htpasswd file, the storage root, the listeners' descriptions —"
+        " without changing anything on disk. Prints every warning 'serve' would log (standard"
+        " error), the configuration it would run with, secrets masked (standard output), and"
+        " exits 0 if the daemon would start, 1 if not.",
     )
-    check.add_argument("config", nargs="?", default=DEFAULT_CONFIG, help="configuration file")
+    check.add_argument("config", nargs="?", default=None, help=_CONFIG_HELP)
     sub.add_parser(
         "htpasswd",
-        help="add, change, remove and list htpasswd (bcrypt) users; the password from"
-        " --password-stdin or a piped standard input (echo PW | paxd htpasswd FILE add USER)",
+        help="add, change, remove and list htpasswd (bcrypt) users",
         add_help=False,
         description="See 'paxd htpasswd --help'.",
     )
@@ -68,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         " certificate with the right subjectAltNames and says how to trust it.",
     )
     cert.add_argument("action", choices=["self-signed"], help="what to make")
+    _add_unit_parser(sub)
     return parser
 
 
@@ -75,6 +81,36 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return int(text)
+
+
+def _add_unit_parser(sub: Any) -> None:
+    unit = sub.add_parser(
+        "systemd-unit",
+        help="print systemd units that run this installation of paxd",
+        description="Print a systemd unit whose ExecStart is this installation's paxd (this"
+        " Python, this virtual environment), with the layout of etc/paxd/config.yml: the"
+        " configuration in /etc/paxd, everything paxd writes under /var/lib/paxd. With --dir,"
+        " write paxd.service, paxd.socket and paxd-activated.service there instead.",
+    )
+    unit.add_argument(
+        "name",
+        nargs="?",
+        default="paxd.service",
+        choices=["paxd.service", "paxd.socket", "paxd-activated.service"],
+        help="the unit to print (default paxd.service)",
+    )
+    unit.add_argument("--dir", help="write all three units into this directory")
+    unit.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"the configuration file ExecStart names (default {DEFAULT_CONFIG})",
+    )
+
+
+_CONFIG_HELP = (
+    f"configuration file (default {DEFAULT_CONFIG}, or the built-in defaults when it does not"
+    " exist)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,18 +130,22 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args.config, args.workers, args.worker, args.adopt)
     if args.command == "check-config":
         return check_config(args.config)
+    if args.command == "systemd-unit":
+        from paxd.systemd.units import main as units_main
+
+        return units_main(args.name, args.dir, args.config)
     parser.print_help(sys.stderr)
     return 2
 
 
-def _options(path: str) -> Any:
+def _options(path: str | None) -> Any:
     from twisted.python import usage
 
     from paxd.tap import Options
 
     options = Options()
     try:
-        options.parseOptions(["--config", path])
+        options.parseOptions(["--config", path] if path is not None else [])
     except usage.UsageError as e:
         print(f"paxd: {e}", file=sys.stderr)
         return None
@@ -115,76 +155,60 @@ def _options(path: str) -> Any:
     return options
 
 
-def check_config(path: str) -> int:
-    """``paxd check-config``: 0 if the daemon would start with *path*."""
-    from paxd.listeners import endpoint_descriptions
+def check_config(path: str | None) -> int:
+    """``paxd check-config``: 0 if the daemon would start with *path*; changes nothing on disk."""
+    import os
 
-    options = _options(path)
-    if options is None:
+    from paxd.config import ConfigError
+    from paxd.config.dump import as_yaml
+    from paxd.listeners import endpoint_descriptions
+    from paxd.preflight import load, prepare
+
+    try:
+        config = load(path, os.environ)
+        prepared = prepare(config, create=False)
+    except ConfigError as e:
+        print(f"paxd: {e}", file=sys.stderr)
         return 1
-    config = options["parsed"]
-    for warning in config.warnings:
-        print(f"paxd: warning: {config.source}: {warning}", file=sys.stderr)
+    for warning in prepared.warnings:
+        print(f"paxd: warning: {warning}", file=sys.stderr)
     from paxd.workers import check_workers
 
     refused = check_workers(config, config.http.workers, f"{config.source}: http.workers")
     if refused is not None:
         print(f"paxd: {refused}", file=sys.stderr)
         return 1
+    print(f"# The configuration paxd would run with: {config.source}, REGISTRY_* variables")
+    print("# applied, every default filled in, secrets masked.")
+    print(as_yaml(config), end="")
     print(
-        f"{config.source}: OK ({config.storage.driver} storage, listening on"
+        f"# {config.source}: OK ({config.storage.driver} storage, listening on"
         f" {', '.join(endpoint_descriptions(config.http))})"
     )
     return 0
 
 
 def log_observer(config: Any, stream: Any = None, worker: int | None = None) -> Any:
-    """The observer ``log`` asks for: its level, text or JSON lines, and its extra fields.
+    """The observer ``log`` asks for (see :mod:`paxd.logs`), on standard error by default.
 
     A worker of ``--workers`` tags its events: ``worker`` in JSON, ``[wN:namespace#level]``
     in text.
     """
-    from twisted.logger import (
-        FilteringLogObserver,
-        ILogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        jsonFileLogObserver,
-        textFileLogObserver,
-    )
-    from zope.interface import provider
+    from paxd.logs import log_observer as observer
 
-    stream = sys.stderr if stream is None else stream
-    level = str(config.level or "info").lower()
-    predicate = LogLevelFilterPredicate(
-        defaultLogLevel=LogLevel.levelWithName(level if level in LEVELS else "info")
-    )
-    if str(config.formatter or "text").lower() in ("json", "logstash"):
-        sink = jsonFileLogObserver(stream)
-    else:
-        sink = textFileLogObserver(stream)
-    fields = dict(config.fields or {})
-    if worker is not None:
-        fields["worker"] = worker
-
-    @provider(ILogObserver)
-    def with_fields(event: dict[str, Any]) -> None:
-        # the configured fields (e.g. service: registry) on every event, never over its own
-        if fields:
-            event = {**{k: v for k, v in fields.items() if k not in event}, **event}
-        if worker is not None and "log_system" not in event:
-            level = event.get("log_level")
-            name = level.name if level is not None else "-"
-            event["log_system"] = f"w{worker}:{event.get('log_namespace', '-')}#{name}"
-        sink(event)
-
-    return FilteringLogObserver(with_fields, [predicate])
+    return observer(config, sys.stderr if stream is None else stream, worker=worker)
 
 
 def serve(
-    path: str, workers: int | None = None, worker: str | None = None, adopt: list[str] | None = None
+    path: str | None,
+    workers: int | None = None,
+    worker: str | None = None,
+    adopt: list[str] | None = None,
 ) -> int:
-    """``paxd serve``: run until SIGINT or SIGTERM (as N workers, or as one of them)."""
+    """``paxd serve``: run until SIGINT or SIGTERM (as N workers, or as one of them).
+
+    1 if start-up failed.
+    """
     options = _options(path)
     if options is None:
         return 1
@@ -214,12 +238,13 @@ def _run(options: Any) -> int:
         [log_observer(options["parsed"].log, worker=index)], redirectStandardIO=False
     )
     service = makeService(options, reactor)
+    startup = service.getServiceNamed("paxd-startup")  # type: ignore[attr-defined]
     failed: list[BaseException] = []
 
     def start() -> None:
         try:
             service.startService()
-        except Exception as e:  # a port in use, a socket we may not bind
+        except Exception as e:  # a bug: listeners and storage report through Startup
             failed.append(e)
             print(f"paxd: cannot start: {e}", file=sys.stderr)
             reactor.stop()
@@ -227,7 +252,7 @@ def _run(options: Any) -> int:
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
-    return 1 if failed else 0
+    return 1 if failed or startup.exit_status else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,17 +2,19 @@
 
 Reading this module should tell a newcomer what a running paxd is made of:
 thread pools, a storage driver, the registry domain, the web site (with its
-guard when ``auth`` is configured) and one listener per endpoint.
+guard when ``auth`` is configured), one listener per endpoint, and the start-up
+service that waits for them all (:mod:`paxd.startup`). What is checked before
+the reactor runs is :mod:`paxd.preflight`'s.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
-from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import IService, MultiService, Service
+from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
@@ -20,17 +22,19 @@ from twisted.web.resource import IResource
 
 from paxd import __version__
 from paxd.access import OPEN_ACCESS, Access
-from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
-from paxd.config import Config, ConfigError, load_config
+from paxd.config import Config, ConfigError
 from paxd.listeners import endpoint_descriptions, system_backlog, with_backlog
 from paxd.memory import MemoryTrimService
+from paxd.preflight import DEFAULT_CONFIG, Prepared, load, prepare
 from paxd.registry.index import IRegistryIndex
 from paxd.registry.references import ReferenceChecks
 from paxd.registry.registry import Registry
+from paxd.startup import Listener, Startup, exit_with_status
 from paxd.storage.interface import IStorageDriver
+from paxd.systemd.notify import environ_notifier
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
-from paxd.tls.certificates import TLSSetupError
 from paxd.tls.context import wrap_tls
+from paxd.tls.plainhttp import RefusePlainHTTPFactory
 from paxd.web.limits import ConnectionLimits
 from paxd.web.plainport import RefuseTLSFactory
 from paxd.web.request import RegistrySite
@@ -38,7 +42,6 @@ from paxd.web.root import APIResource, RegistryRoot
 
 log = Logger(namespace="paxd")
 
-DEFAULT_CONFIG = "/etc/paxd/config.yml"
 #: file I/O pool: enough threads that a stalled read delays only its own client
 DISK_THREADS = 16
 #: bcrypt pool: bcrypt is CPU-bound, so no more threads than it is worth
@@ -46,19 +49,22 @@ AUTH_THREADS = 2
 
 
 class Options(usage.Options):
-    """``twistd paxd --config FILE``."""
+    """``twistd paxd [--config FILE]``."""
 
     synopsis = "[--config FILE]"
     longdesc = (
         "Run the paxd pack registry: Docker distribution's API under /v1/ and /v2/, "
-        "configured with distribution's YAML and REGISTRY_* environment variables."
+        "configured with distribution's YAML and REGISTRY_* environment variables. "
+        f"Without --config, {DEFAULT_CONFIG} is read; when it does not exist either, the "
+        "vendor image's built-in defaults are used (REGISTRY_* variables still apply)."
     )
     optParameters = [
         [
             "config",
             "c",
-            DEFAULT_CONFIG,
-            "The registry configuration file (Docker distribution YAML).",
+            None,
+            f"The registry configuration file (Docker distribution YAML); default {DEFAULT_CONFIG}"
+            " or, when it does not exist, the built-in defaults.",
         ],
     ]
 
@@ -70,24 +76,14 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         # Operator mistakes stop the daemon here, with one line and no traceback.
         try:
-            config = load_config(self["config"], os.environ)
-            self["parsed"] = config
-            check_listeners(config)
-            # TLS files are read and checked here, before anything listens.
-            self["tls"] = prepare_tls(config) if config.http.tls else None
-            self["created_password"] = prepare_htpasswd(config)
-        except (ConfigError, TLSSetupError, HtpasswdError) as e:
+            config = load(self["config"], os.environ)
+            prepared = prepare(config, create=True)
+        except ConfigError as e:
             # SystemExit, not UsageError: twistd would print its whole usage text first.
             raise SystemExit(f"paxd: {e}") from None
-
-
-def prepare_tls(config: Config) -> Any:
-    """Read and check the TLS files (or the ACME cache) before anything listens."""
-    # Imported here: the ACME client (acme, josepy, requests) costs ~7 MiB of
-    # resident memory that a daemon without http.tls should not pay.
-    from paxd.tls.wiring import prepare_tls as prepare
-
-    return prepare(config)
+        self["parsed"] = config
+        self["prepared"] = prepared
+        self["tls"] = prepared.tls
 
 
 def make_storage(config: Config, runner: PoolRunner) -> IStorageDriver:
@@ -117,46 +113,11 @@ def make_index(
     return shared_index(config, driver, reactor, parent)
 
 
-class RegistryStartup(Service):
-    """Builds the registry's indexes when the daemon starts, and logs the configuration warnings."""
-
-    def __init__(self, registry: Registry, config: Config) -> None:
-        self.registry = registry
-        self.config = config
-
-    def startService(self) -> None:
-        super().startService()
-        for warning in self.config.warnings:
-            log.warn("{source}: {warning}", source=self.config.source, warning=warning)
-        d = self.registry.start()
-        d.addCallback(
-            lambda _: log.info(
-                "registry ready ({driver} storage)", driver=self.registry.driver.name
-            )
-        )
-        d.addErrback(lambda f: log.failure("could not build the registry's indexes", f))
-
-
-def prepare_htpasswd(config: Config) -> str | None:
-    """Create a missing htpasswd file (returning its admin password) and check the file.
-
-    Runs before the reactor, so that an unreadable or malformed file stops the
-    daemon with one line rather than failing the first login.
-    """
-    if config.auth is None:
-        return None
-    path = config.auth.htpasswd.path
-    password = ensure_htpasswd(path)
-    check_file(path)
-    return password
-
-
 def make_api_factory(
     config: Config,
     registry: Registry,
     reactor: Any,
     parent: MultiService,
-    password: str | None = None,
 ) -> Callable[[bytes], IResource]:
     """What serves ``/v1`` and ``/v2``: open, or behind the htpasswd guard."""
 
@@ -171,17 +132,10 @@ def make_api_factory(
     from paxd.auth.throttle import Throttle
 
     htpasswd = config.auth.htpasswd
-    if password is not None:
-        log.warn(
-            "created {path} with user 'admin' and password {password}: change it with"
-            " 'paxd htpasswd {path} set admin'",
-            path=htpasswd.path,
-            password=password,
-        )
     pool = make_pool("paxd-auth", AUTH_THREADS)
     ThreadPoolService(pool).setServiceParent(parent)
     checker = HtpasswdChecker(htpasswd.path, PoolRunner(reactor, pool), clock=reactor)
-    checker.load()
+    checker.load(log_warnings=False)  # paxd.preflight read the file: its warnings are logged
     return make_guarded_api_factory(
         api_for,
         checker,
@@ -216,7 +170,7 @@ def listen(
     reactor: Any,
     top: MultiService,
     adopted: Any = None,
-) -> None:
+) -> list[Listener]:
     """One listening service per endpoint: the registry's, and port 80's redirects.
 
     :param adopted: a worker's sockets (:class:`paxd.workers.sockets.Adopted`), bound by its
@@ -224,41 +178,46 @@ def listen(
     """
     descriptions = endpoint_descriptions(config.http)
     # One TLS factory for every listener: a renewed certificate reaches them all.
-    # Without TLS, a client trying HTTPS first is refused at once, not left to time out.
-    factory = wrap_tls(tls.tls, site, clock=reactor) if tls else RefuseTLSFactory(site)
+    # Without TLS, a client trying HTTPS first is refused at once, not left to time out;
+    # with TLS, a client speaking plain HTTP is told so (a 400, as Go answers).
+    factory = (
+        RefusePlainHTTPFactory(wrap_tls(tls.tls, site, clock=reactor))
+        if tls
+        else RefuseTLSFactory(site)
+    )
     backlog = config.http.connections.backlog or system_backlog()
-    for description in descriptions:
-        endpoint = _endpoint(reactor, with_backlog(description, backlog), adopted)
-        StreamServerEndpointService(endpoint, factory).setServiceParent(top)
-        log.info(
-            "listening on {description} ({scheme})",
-            description=description,
-            scheme="https" if tls else "http",
-        )
+    if config.http.listen:
+        keyed = [(f"http.listen.{i}", d, d) for i, d in enumerate(descriptions)]
+    else:
+        keyed = [("http.addr", config.http.addr or d, d) for d in descriptions]
     if tls is not None and tls.plain is not None:
         # Port 80: ACME HTTP-01 and redirects to https, never registry content.
-        for description in config.http.redirect:
-            endpoint = _endpoint(reactor, with_backlog(description, backlog), adopted)
-            if endpoint is None:
-                continue
-            StreamServerEndpointService(endpoint, tls.plain).setServiceParent(top)
-            log.info(
-                "listening on {description} (http: redirects to https)", description=description
-            )
-    if config.auth is None and not all(is_loopback(d) for d in descriptions):
-        log.warn(
-            "NO AUTHENTICATION: {source} has no 'auth' section and paxd listens beyond"
-            " loopback, so anyone who can reach it may push and delete. Add"
-            " auth.htpasswd (see docs/configuration.rst).",
-            source=config.source,
+        keyed += [(f"http.redirect.{i}", d, d) for i, d in enumerate(config.http.redirect)]
+    listeners = []
+    for key, label, description in keyed:
+        redirect = key.startswith("http.redirect.")
+        endpoint = _endpoint(reactor, with_backlog(description, backlog), adopted)
+        if endpoint is None:
+            continue
+        listener = Listener(
+            endpoint,
+            tls.plain if redirect else factory,
+            label=label,
+            key=key,
+            scheme="http: redirects to https" if redirect else "https" if tls else "http",
         )
+        listener.setServiceParent(top)
+        listeners.append(listener)
+    return listeners
 
 
 def makeService(options: Options, reactor: Any = None) -> IService:
-    """The whole daemon as one service tree."""
+    """The whole daemon as one service tree (its last service is :class:`Startup`)."""
+    under_twistd = reactor is None
     if reactor is None:
         from twisted.internet import reactor  # the one place the global reactor is named
     config: Config = options["parsed"]
+    prepared: Prepared = options["prepared"]
     top = MultiService()
     # Free heap pages go back to the system between large transfers (paxd/memory.py).
     trimmer = MemoryTrimService(reactor)
@@ -282,12 +241,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             config.validation.platformlist,
         ),
     )
-    RegistryStartup(registry, config).setServiceParent(top)
-
     root = RegistryRoot(
         registry,
         headers=config.http.headers,
-        api_factory=make_api_factory(config, registry, reactor, top, options["created_password"]),
+        api_factory=make_api_factory(config, registry, reactor, top),
     )
     site = RegistrySite(
         root,
@@ -306,14 +263,21 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         from paxd.tls.wiring import build_tls
 
         # with --workers, worker 0 alone asks for ACME certificates; the others read them
-        if worker is None:
-            tls = build_tls(options["tls"], config, reactor, top, disk)
-        else:
-            tls = build_tls(
-                options["tls"], config, reactor, top, disk,
-                role="issuer" if worker[0] == 0 else "follower",
-            )  # fmt: skip
-    listen(config, site, tls, reactor, top, options.get("adopted"))
+        role: Literal["alone", "issuer", "follower"] = (
+            "alone" if worker is None else "issuer" if worker[0] == 0 else "follower"
+        )
+        tls = build_tls(options["tls"], config, reactor, top, disk, role=role)
+    startup = Startup(
+        reactor=reactor,
+        registry=registry,
+        prepared=prepared,
+        listeners=listen(config, site, tls, reactor, top, options.get("adopted")),
+        notifier=environ_notifier(),
+    )
+    startup.setServiceParent(top)
+    if under_twistd:
+        # twistd exits 0 whenever the reactor stops: a failed start must not.
+        atexit.register(exit_with_status, startup)
     return top
 
 
@@ -327,42 +291,3 @@ def connection_limits(config: Config) -> ConnectionLimits:
         body_min_rate=connections.bodyminrate,
         max_per_client=connections.maxperclient,
     )
-
-
-def check_listeners(config: Config) -> None:
-    """Parse every endpoint description now, so a bad one is a message, not a traceback.
-
-    :raises ConfigError: naming the key, e.g. a systemd socket index nothing passed in.
-    """
-    keys = "http.listen" if config.http.listen else "http.addr"
-    for key, descriptions in (
-        (keys, endpoint_descriptions(config.http)),
-        ("http.redirect", config.http.redirect),
-    ):
-        for i, description in enumerate(descriptions):
-            try:
-                serverFromString(None, description)  # parsing only: nothing is bound
-            except IndexError:
-                raise ConfigError(
-                    config.source,
-                    f"{key}.{i}" if key != "http.addr" else key,
-                    f"{description!r}: no such inherited socket; start paxd from its systemd"
-                    " .socket unit (LISTEN_FDS), or listen on tcp:PORT",
-                ) from None
-            except (ValueError, KeyError, TypeError) as e:
-                raise ConfigError(
-                    config.source,
-                    f"{key}.{i}" if key != "http.addr" else key,
-                    f"{description!r} is not a usable Twisted endpoint description ({e})",
-                ) from None
-
-
-def is_loopback(description: str) -> bool:
-    """True if an endpoint description binds only a loopback interface (or a unix socket)."""
-    if description.startswith("unix:"):
-        return True
-    for part in description.replace("\\:", "\0").split(":"):
-        if part.startswith("interface="):
-            value = part[len("interface=") :].replace("\0", ":")
-            return value.startswith("127.") or value in ("::1", "localhost")
-    return False

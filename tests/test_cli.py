@@ -97,7 +97,9 @@ class LogObserverTests(TestCase):
         import json
 
         out = self._emit(formatter="json", fields={"service": "registry"})
-        events = [json.loads(line.strip("\x1e")) for line in out.splitlines() if line.strip()]
+        # Issue 12: plain JSON lines (no record separator), not Twisted's serialisation
+        self.assertNotIn("\x1e", out)
+        events = [json.loads(line) for line in out.splitlines() if line.strip()]
         self.assertEqual(len(events), 1)
         self.assertEqual(events[0]["digest"], "sha256:ab")
         self.assertEqual(events[0]["service"], "registry")

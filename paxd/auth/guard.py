@@ -47,6 +47,7 @@ from paxd.access import Access
 from paxd.auth.realm import RegistryRealm
 from paxd.auth.throttle import Throttle
 from paxd.registry.errors import RegistryError
+from paxd.web.accesslog import remember_user
 from paxd.web.errors import ErrorResource, internal_error
 
 log = Logger()
@@ -203,7 +204,7 @@ class RegistryGuard(_Transparent):
             # The base endpoint still challenges: OCI clients (skopeo, docker) only send
             # the credentials they hold after the ping to /v2/ has asked for them.
             if self.anonymous_read and request.method in READ_METHODS and not _is_ping(request):
-                return self._login(Anonymous(), None)
+                return self._login(Anonymous(), None, request)
             # Not a failure: clients ask without credentials first, by design.
             return self.challenge()
         address = client_address(request)
@@ -211,15 +212,18 @@ class RegistryGuard(_Transparent):
         if credentials is None:
             self._failed(address, None)
             return self.challenge()
-        return self._login(credentials, address)
+        return self._login(credentials, address, request)
 
-    def _login(self, credentials: ICredentials, address: str | None) -> IResource:
+    def _login(
+        self, credentials: ICredentials, address: str | None, request: IRequest
+    ) -> IResource:
         """The avatar for *credentials*, once the portal has decided (counted if *address*)."""
         user = _user_of(credentials)
 
         def succeeded(result: tuple[Any, IResource, Callable[[], object]]) -> IResource:
             if address is not None and user is not None:
                 self.throttle.record_success(address, user)
+                remember_user(request, user)
             _interface, avatar, logout = result
             return _LoggedIn(avatar, logout)
 
@@ -237,6 +241,8 @@ class RegistryGuard(_Transparent):
 
     def _failed(self, address: str, user: str | None) -> None:
         """Count a failed login; say so when it gets the address blocked."""
+        # the claimed user name only: never the password or the Authorization header
+        log.debug("failed login as {user!r} from {address}", user=user, address=address)
         if self.throttle.record_failure(address, user):
             log.warn(
                 "too many failed logins from {address} (last as {user!r}):"

@@ -296,8 +296,10 @@ class HtpasswdChecker:
         """The names of the users that can log in now."""
         return frozenset(self._users)
 
-    def load(self) -> None:
+    def load(self, *, log_warnings: bool = True) -> None:
         """Read the file now (blocking; at start-up, before the reactor runs).
+
+        *log_warnings*: log its skipped lines (``False`` where the caller logs them).
 
         :raises HtpasswdError: if the file cannot be read or is malformed: the
             daemon must refuse to start.
@@ -313,11 +315,12 @@ class HtpasswdChecker:
         self._install(
             _Reload(
                 _stamp_of(st), parsed, dummy=None if cost == self._dummy_cost else _make_dummy(cost)
-            )
+            ),
+            log_warnings=log_warnings,
         )
         self._last_look = self._clock.seconds()
 
-    def _install(self, found: _Reload) -> None:
+    def _install(self, found: _Reload, *, log_warnings: bool = True) -> None:
         """Take a (re)read file's users, on the reactor thread."""
         self._stamp = found.stamp
         if found.error is not None:
@@ -330,7 +333,7 @@ class HtpasswdChecker:
                 self._last_error = found.error
             return
         assert found.parsed is not None
-        for warning in found.parsed.warnings:
+        for warning in found.parsed.warnings if log_warnings else ():
             self._log.warn("{warning}", warning=warning)
         if found.dummy is not None:
             self._dummy, self._dummy_cost = found.dummy, found.parsed.usual_cost()

@@ -4,8 +4,10 @@ The result is a tree of frozen attrs objects (:class:`Config`). An operator's
 mistake never produces a traceback: everything that stops the daemon is a
 :class:`ConfigError` whose message is one line naming the file, the key path,
 what is wrong and how to fix it. Keys paxd does not implement are accepted and
-reported once each in :attr:`Config.warnings`; nothing here logs (the daemon
-logs the warnings).
+reported once each in :attr:`Config.warnings`; unknown keys are warnings too,
+except in the sections marked strict (``http``, ``http.tls``, ``auth.htpasswd``,
+storage drivers' sections) and at a top level whose indentation was lost, where
+they are errors. Nothing here logs (the daemon logs the warnings).
 
 The package, in the order a file goes through it:
 
@@ -18,7 +20,8 @@ The package, in the order a file goes through it:
 - :mod:`~paxd.config.values`: converters and checks for single fields
   (:mod:`~paxd.config.duration` parses Go durations);
 - :mod:`~paxd.config.rules`: cross-field rules; :mod:`~paxd.config.files`: file checks;
-- :mod:`~paxd.config.context` and :mod:`~paxd.config.errors`: warnings and the one error type.
+- :mod:`~paxd.config.context` and :mod:`~paxd.config.errors`: warnings and the one error type;
+- :mod:`~paxd.config.dump`: a decoded configuration as YAML again (``paxd check-config``).
 
 Listener addresses become Twisted endpoint descriptions in :mod:`paxd.listeners`.
 """

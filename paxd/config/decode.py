@@ -20,6 +20,7 @@ the :class:`~paxd.config.context.Context`; nothing here knows a key by name.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from paxd.config.context import Context
 from paxd.config.schema import ABSENT, Drivers, Field, Struct, fields_of, section_of
 from paxd.config.yamlload import is_null, plain
 
-__all__ = ["count", "decode", "decode_field", "or_list", "warn_keys"]
+__all__ = ["count", "decode", "decode_field", "deeper_keys", "or_list", "warn_keys"]
 
 _NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 
@@ -62,10 +63,17 @@ def decode(ctx: Context, cls: type, raw: Any, key: str) -> Any:
 
 
 def warn_keys(ctx: Context, cls: type, section: dict[str, Any], key: str) -> None:
-    """Warn once about each key of *section* that *cls* does not implement or use."""
+    """Judge each key of *section* that *cls* does not implement or use: warn, or refuse.
+
+    An unknown key is refused in a :attr:`~paxd.config.schema.Section.strict` section,
+    and in a :attr:`~paxd.config.schema.Section.misplaced` one when it belongs to a
+    section inside (the indentation was lost); everywhere else it is warned about.
+    """
     fields = fields_of(cls)
     known = tuple(f.key for f in fields if f.spec.unimplemented is None)
     unimplemented = {f.key: f.spec.unimplemented for f in fields if f.spec.unimplemented}
+    shape = section_of(cls)
+    misplaced: list[str] = []
     for name, value in section.items():
         path = _path(key, name)
         if name in known:
@@ -76,12 +84,54 @@ def warn_keys(ctx: Context, cls: type, section: dict[str, Any], key: str) -> Non
                 ctx.warn(f"{path}: {found.why}; ignored")
             continue
         hint = difflib.get_close_matches(name.lower(), known + tuple(unimplemented), 1, 0.7)
-        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-        ctx.warn(f"{path}: unknown key; ignored{suggestion}")
+        deeper = deeper_keys(cls).get(name, ())
+        if shape.misplaced and deeper:
+            misplaced.append(f"{name} ({or_list([_path(key, d) for d in deeper[:3]])})")
+            continue
+        if deeper:  # the very name, one level or more too high: the likelier mistake
+            where = or_list([repr(_path(key, d)) for d in deeper[:3]])
+            suggestion = f"did you mean {where}? (check the indentation)"
+        elif hint:
+            suggestion = f"did you mean {hint[0]!r}?"
+        else:
+            suggestion = ""
+        if shape.strict:
+            ctx.fail(
+                path,
+                f"unknown key{f' ({suggestion})' if suggestion else ''}; paxd refuses unknown"
+                f" keys under {key}, where a misspelt key would quietly weaken the registry:"
+                " correct or remove it",
+            )
+        ctx.warn(f"{path}: unknown key; ignored{f' ({suggestion})' if suggestion else ''}")
+    if misplaced:
+        ctx.fail(
+            key,
+            f"{'the top level' if not key else key} holds keys that belong in sections inside"
+            f" it: {', '.join(misplaced)}. The file's indentation was probably lost (YAML nests"
+            " a key under a section by indenting it): indent each key under its section, as in"
+            " etc/paxd/config.yml",
+        )
     for field in fields:
         ignored = field.spec.ignored
         if ignored is not None and ignored.when(section.get(field.key), section):
             ctx.warn(ignored.message.format(path=_path(key, field.key), section=key))
+
+
+@functools.cache
+def deeper_keys(cls: type) -> dict[str, tuple[str, ...]]:
+    """Each key of the sections inside *cls* (not its own) → its paths relative to *cls*."""
+    found: dict[str, list[str]] = {}
+
+    def walk(section: type, prefix: str) -> None:
+        for field in fields_of(section):
+            if prefix:
+                found.setdefault(field.key, []).append(f"{prefix}.{field.key}")
+            if isinstance(field.spec.kind, Struct) and field.spec.unimplemented is None:
+                walk(field.spec.kind.cls, _path(prefix, field.key))
+
+    walk(cls, "")
+    own = {f.key for f in fields_of(cls)}
+    return {name: tuple(paths) for name, paths in found.items() if name not in own}
 
 
 def decode_field(ctx: Context, field: Field, section: dict[str, Any], key: str) -> Any:

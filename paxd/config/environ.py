@@ -18,6 +18,7 @@ distribution's structs:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,15 @@ ENV_PREFIX = "REGISTRY_"
 
 
 class _Ignored(Exception):
-    """An environment variable that names nothing settable; carries the reason."""
+    """An environment variable that names nothing settable; carries the reason.
+
+    *closest*: ``(components left, the closest key)`` when a section's key was misspelt,
+    so that the caller can name the variable that was probably meant.
+    """
+
+    def __init__(self, reason: str, closest: tuple[int, str] | None = None) -> None:
+        super().__init__(reason)
+        self.closest = closest
 
 
 def is_driver_map(kind: Kind) -> bool:
@@ -67,9 +76,19 @@ def apply_environment(
         try:
             keys = _override(tree, Struct(root), parts, payload)
         except _Ignored as e:
-            ctx.warn(f"{name}: {e}; ignored")
+            ctx.warn(f"{name}: {e}{_meant(parts, e.closest)}; ignored")
             continue
         ctx.env_paths[name] = ".".join(keys)
+
+
+def _meant(parts: list[str], closest: tuple[int, str] | None) -> str:
+    """`` (did you mean REGISTRY_…?)`` with the misspelt component replaced, or ``""``."""
+    if closest is None:
+        return ""
+    left, key = closest
+    at = len(parts) - left
+    meant = [*parts[:at], key.upper(), *parts[at + 1 :]]
+    return f" (did you mean {ENV_PREFIX}{'_'.join(meant)}?)"
 
 
 def _field(cls: type, name: str) -> Field | None:
@@ -87,7 +106,12 @@ def _override(node: Any, kind: Kind, parts: list[str], payload: Any) -> list[str
     if isinstance(kind, Struct) and not is_driver_map(kind):
         field = _field(kind.cls, parts[0])
         if field is None:
-            raise _Ignored(f"paxd has no configuration key {parts[0].lower()!r} here")
+            keys = [f.key for f in fields_of(kind.cls)]
+            hint = difflib.get_close_matches(parts[0].lower(), keys, 1, 0.7)
+            raise _Ignored(
+                f"paxd has no configuration key {parts[0].lower()!r} here",
+                (len(parts), hint[0]) if hint else None,
+            )
         return [field.key, *_set_child(node, field.key, field.spec.kind, parts[1:], payload)]
     if isinstance(kind, ListOf):
         if not parts[0].isdigit():

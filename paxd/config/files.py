@@ -6,7 +6,7 @@ import os
 
 from paxd.config.context import Context
 
-__all__ = ["readable_file"]
+__all__ = ["creation_problem", "readable_file"]
 
 
 def readable_file(ctx: Context, path: str, key: str) -> str:
@@ -21,3 +21,20 @@ def readable_file(ctx: Context, path: str, key: str) -> str:
             key, f"{full} is not readable by this user (uid {os.getuid()}); fix its permissions"
         )
     return full
+
+
+def creation_problem(path: str) -> str | None:
+    """Why *path* (a file or directory paxd would create) could not be created, or ``None``.
+
+    Nothing is created: the nearest existing ancestor must be a directory this
+    process may write into (blocking; for ``paxd check-config``).
+    """
+    full = os.path.abspath(path)
+    parent = os.path.dirname(full)
+    while not os.path.lexists(parent) and parent != os.path.dirname(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable by this user (uid {os.getuid()})"
+    return None

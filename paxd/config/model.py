@@ -162,6 +162,8 @@ class LogConfig:
 class FilesystemConfig:
     """``storage.filesystem``: distribution's on-disk layout under ``rootdirectory``."""
 
+    SECTION: ClassVar[Section] = Section(strict=True)
+
     #: absolute (a relative path is from the current directory)
     rootdirectory: str = leaf(absolute(string()), default=DEFAULT_ROOTDIRECTORY)
     maxthreads: Any = unimplemented(LEAF, why="not used by paxd (its disk thread pool is fixed)")
@@ -170,6 +172,8 @@ class FilesystemConfig:
 @attrs.frozen
 class InMemoryConfig:
     """``storage.inmemory``: no parameters."""
+
+    SECTION: ClassVar[Section] = Section(strict=True)
 
 
 @attrs.frozen
@@ -263,7 +267,7 @@ class StorageConfig:
 class LetsEncryptConfig:
     """``http.tls.letsencrypt``: certificates from an ACME directory."""
 
-    SECTION: ClassVar[Section] = Section(optional=True)
+    SECTION: ClassVar[Section] = Section(optional=True, strict=True)
 
     cachefile: str = leaf(absolute(required("/data/acme")))
     hosts: tuple[str, ...] = items(strings(single_ok=True), check=some_hosts)
@@ -276,7 +280,8 @@ class TLSConfig:
     """``http.tls``: a certificate chain and key from files, or Let's Encrypt."""
 
     SECTION: ClassVar[Section] = Section(
-        rules=(Rule(rules.tls_enabled, after="letsencrypt"), Rule(rules.tls_files))
+        rules=(Rule(rules.tls_enabled, after="letsencrypt"), Rule(rules.tls_files)),
+        strict=True,
     )
 
     certificate: str | None = leaf(string(), default=None)
@@ -297,7 +302,9 @@ class TLSConfig:
 class HTTPRedirectConfig:
     """``http.redirect`` (paxd extension): ``addr`` (as ``http.addr``) or ``listen``."""
 
-    SECTION: ClassVar[Section] = Section(rules=(Rule(rules.redirect_addr_unused, after="addr"),))
+    SECTION: ClassVar[Section] = Section(
+        rules=(Rule(rules.redirect_addr_unused, after="addr"),), strict=True
+    )
 
     listen: tuple[str, ...] = items(
         strings(single_ok=True, each=endpoints("tcp:80 or systemd:domain=INET:index=1"))
@@ -313,7 +320,8 @@ class HTTPConfig:
         rules=(
             Rule(rules.redirect_needs_tls, after="redirect"),
             Rule(rules.addr_is_listenable),
-        )
+        ),
+        strict=True,
     )
 
     net: Literal["tcp", "unix"] = leaf(choice("tcp", "unix"), default="tcp")
@@ -381,6 +389,8 @@ class HTTPConfig:
 @attrs.frozen
 class HtpasswdConfig:
     """``auth.htpasswd``: HTTP Basic against a bcrypt htpasswd file."""
+
+    SECTION: ClassVar[Section] = Section(strict=True)
 
     realm: str = leaf(required("basic-realm"))
     #: absolute (a relative path is from the current directory)
@@ -476,6 +486,8 @@ class PacksConfig:
 @attrs.frozen
 class Config:
     """The whole configuration, after ``REGISTRY_*`` overrides and validation."""
+
+    SECTION: ClassVar[Section] = Section(misplaced=True)
 
     version: str = leaf(version, default="0.1")
     #: deprecated ``log.level``, as written (``log``'s rule ``rules.legacy_loglevel`` reads it)

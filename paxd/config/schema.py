@@ -288,6 +288,12 @@ class Section:
     #: ``None`` when absent or when every value in it is empty
     optional: bool = False
     drivers: Drivers | None = None
+    #: an unknown key is refused, not warned about: a misspelt key here would quietly
+    #: lower security (``http.tls.certficate`` serving plain HTTP)
+    strict: bool = False
+    #: an unknown key that is a key of a section inside this one is refused: the file's
+    #: indentation was lost (the seed's YAML, flattened, puts ``tls`` at the top level)
+    misplaced: bool = False
 
 
 _PLAIN = Section()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from collections.abc import Iterable, Sequence
 
 import attrs
@@ -155,7 +156,10 @@ def read_file(path: str, key: str) -> bytes:
     except IsADirectoryError:
         raise TLSSetupError(f"{key}: {path} is a directory; name the PEM file itself") from None
     except OSError as e:
-        raise TLSSetupError(f"{key}: cannot read {path}: {e.strerror}") from None
+        raise TLSSetupError(
+            f"{key}: cannot read {path}: {e.strerror}; make it readable by the user paxd runs"
+            f" as (uid {os.getuid()}), e.g. group-readable by its group"
+        ) from None
 
 
 def parse_bundle(

@@ -16,6 +16,7 @@ import re
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from zope.interface import Interface, implementer
 
+from paxd.config.files import creation_problem
 from paxd.threadpool import PoolRunner, SynchronousRunner
 from paxd.tls.certificates import CertificateBundle, TLSSetupError, parse_bundle
 
@@ -24,6 +25,7 @@ __all__ = [
     "DirectoryStore",
     "ICertificateStore",
     "MemoryStore",
+    "check_directory",
     "prepare_directory",
 ]
 
@@ -71,6 +73,32 @@ def prepare_directory(path: str) -> None:
             f"{key}: cannot create or secure the directory {path}: {e.strerror}; create it,"
             " owned by the user paxd runs as"
         ) from None
+
+
+def check_directory(path: str) -> None:
+    """What :func:`prepare_directory` would refuse, without creating anything.
+
+    :raises TLSSetupError: it is a file, or could not be created.
+    """
+    key = "http.tls.letsencrypt.cachefile"
+    if os.path.isdir(path):
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise TLSSetupError(
+                f"{key}: the directory {path} is not writable by this user (uid {os.getuid()});"
+                " make it owned by the user paxd runs as"
+            )
+        return
+    if os.path.lexists(path):
+        raise TLSSetupError(
+            f"{key}: {path} is a file; it must be a directory (paxd keeps the ACME account key"
+            " and certificates in it)"
+        )
+    problem = creation_problem(path)
+    if problem is not None:
+        raise TLSSetupError(
+            f"{key}: the directory {path} could not be created ({problem}); create it, owned by"
+            " the user paxd runs as"
+        )
 
 
 def _check_name(name: str) -> str:

@@ -39,7 +39,7 @@ from paxd.tls.issuing import AcmeIssuer, IssuingService
 from paxd.tls.plain import plain_site
 from paxd.tls.reload import CertificateFiles, SighupService
 from paxd.tls.responders import HTTP01Responder, IResponder, TLSALPN01Responder
-from paxd.tls.store import DirectoryStore, prepare_directory
+from paxd.tls.store import DirectoryStore, check_directory, prepare_directory
 
 __all__ = ["BuiltTLS", "PreparedTLS", "build_tls", "expected_hosts", "https_port", "prepare_tls"]
 
@@ -106,8 +106,11 @@ def https_port(config: Config) -> int | None:
     return None
 
 
-def prepare_tls(config: Config) -> PreparedTLS | None:
+def prepare_tls(config: Config, *, create: bool = True) -> PreparedTLS | None:
     """Check ``http.tls`` before the daemon starts (blocking; no reactor needed).
+
+    *create*: make the ACME cache directory (``False``, for ``paxd check-config``: only
+    check that it could be made).
 
     :raises TLSSetupError: with a one-line message naming the file or key and the fix.
     """
@@ -124,7 +127,10 @@ def prepare_tls(config: Config) -> PreparedTLS | None:
                 f"http.tls.letsencrypt.directoryurl: {le.directoryurl!r} is not an http(s) URL;"
                 " use e.g. https://acme-v02.api.letsencrypt.org/directory"
             )
-        prepare_directory(le.cachefile)
+        if create:
+            prepare_directory(le.cachefile)
+        else:
+            check_directory(le.cachefile)
         return PreparedTLS(
             mode="letsencrypt", policy=policy, bundle=temporary_bundle(le.hosts, now)
         )
@@ -152,8 +158,7 @@ def build_tls(
     """
     tls_config = config.http.tls
     assert tls_config is not None
-    for warning in prepared.warnings:
-        log.warn("{source}: {warning}", source=config.source, warning=warning)
+    # prepared.warnings are logged with the other start-up warnings (paxd.preflight)
 
     if prepared.mode == "files":
         tls = ServerTLS(prepared.bundle, prepared.policy)

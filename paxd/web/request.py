@@ -37,6 +37,7 @@ from twisted.web.server import Request, Site
 
 from paxd.storage.interface import IReader
 from paxd.storage.readers import BytesReader
+from paxd.web.accesslog import log_request
 from paxd.web.body import BodyIncomplete, RequestBody
 from paxd.web.channel import RegistryChannel
 from paxd.web.errors import internal_error, write_error
@@ -80,6 +81,8 @@ class RegistryRequest(Request):
         self._early = False
         site = getattr(channel, "site", None)
         self._site_headers: RawHeaders = list(getattr(site, "raw_headers", []))
+        #: when the request line arrived, for the access log's duration
+        self.started: float | None = site.reactor.seconds() if site is not None else None
 
     # -- receiving the body (called by the channel, on the reactor) ------------
     def gotLength(self, length: int | None) -> None:
@@ -263,6 +266,6 @@ class RegistrySite(Site):
         return channel
 
     def log(self, request: Any) -> None:
-        """The access log line, unless ``log.accesslog.disabled``."""
+        """The access log event (:mod:`paxd.web.accesslog`), unless ``log.accesslog.disabled``."""
         if self.access_log:
-            super().log(request)
+            log_request(request, self.reactor.seconds())

@@ -20,7 +20,7 @@ __all__ = ["ParentWatch", "as_worker", "serve_workers"]
 log = Logger(namespace="paxd.workers")
 
 
-def serve_workers(path: str, options: Any, count: int, where: str, observer: Any) -> int:
+def serve_workers(path: str | None, options: Any, count: int, where: str, observer: Any) -> int:
     """Bind the listeners, run *count* workers until SIGTERM; the exit status.
 
     *observer* is the log observer (the parent logs workers' starts and exits).
@@ -44,7 +44,7 @@ def serve_workers(path: str, options: Any, count: int, where: str, observer: Any
     from twisted.internet import reactor
 
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    config_path = os.path.abspath(path)
+    config_path = os.path.abspath(path) if path is not None else None
     supervisor = Supervisor(
         reactor,
         count,

@@ -46,12 +46,14 @@ _FIRST_DELAY = 0.5
 _MAX_DELAY = 30.0
 
 
-def worker_argv(config_path: str, index: int, count: int, adopted: Sequence[str]) -> list[str]:
-    """The command line of worker *index* of *count*."""
+def worker_argv(
+    config_path: str | None, index: int, count: int, adopted: Sequence[str]
+) -> list[str]:
+    """The command line of worker *index* of *count* (*config_path* None: paxd's default)."""
     argv = [sys.executable, "-m", "paxd", "serve", "--worker", f"{index}/{count}"]
     for arg in adopted:
         argv += ["--adopt", arg]
-    return [*argv, config_path]
+    return [*argv, config_path] if config_path is not None else argv
 
 
 class _Worker(ProcessProtocol):

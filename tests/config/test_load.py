@@ -109,12 +109,24 @@ class SeedTests(SynchronousTestCase):
 class SampleFileTests(SynchronousTestCase):
     """etc/paxd/*.yml and the distribution sample fixture."""
 
-    def test_config_yml_is_the_default(self) -> None:
-        """etc/paxd/config.yml means exactly what DEFAULT_CONFIG_TEXT means."""
+    def test_config_yml_is_the_default_in_the_installed_layout(self) -> None:
+        """etc/paxd/config.yml is DEFAULT_CONFIG_TEXT with the paths of the systemd layout.
+
+        (Issue 12 changed this deliberately: the sample, the units and the docs agree on
+        /etc/paxd and /var/lib/paxd; the built-in default keeps the vendor image's paths.)
+        """
         from_file = load_config(str(REPO / "etc" / "paxd" / "config.yml"), {})
-        self.assertEqual(
-            attrs.evolve(from_file, source=""), attrs.evolve(load_default_config({}), source="")
+        default = load_default_config({})
+        assert from_file.auth is not None and default.auth is not None
+        self.assertEqual(from_file.storage.rootdirectory, "/var/lib/paxd/registry")
+        self.assertEqual(from_file.auth.htpasswd.path, "/var/lib/paxd/htpasswd")
+        moved = attrs.evolve(
+            default,
+            source="",
+            storage=attrs.evolve(default.storage, filesystem=from_file.storage.filesystem),
+            auth=from_file.auth,
         )
+        self.assertEqual(attrs.evolve(from_file, source=""), moved)
 
     def test_quickstart(self) -> None:
         """Plain HTTP on loopback, ./data relative to the current directory, delete on, no auth."""

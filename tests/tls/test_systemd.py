@@ -62,7 +62,10 @@ class VerifyTests(SynchronousTestCase):
             self.assertEqual(service["NoNewPrivileges"], "yes")
             self.assertEqual(service["ProtectSystem"], "strict")
             self.assertIn("/var/lib/paxd", service["ReadWritePaths"])
-            self.assertIn("/etc/paxd", service["ReadWritePaths"])
+            # Issue 12: the configuration directory is read-only to paxd (it writes only under
+            # its StateDirectory, /var/lib/paxd), and systemd waits for READY=1.
+            self.assertNotIn("/etc/paxd", service["ReadWritePaths"])
+            self.assertEqual(service["Type"], "notify")
         self.assertEqual(standalone["AmbientCapabilities"], "CAP_NET_BIND_SERVICE")
         self.assertEqual(standalone["CapabilityBoundingSet"], "CAP_NET_BIND_SERVICE")
         self.assertEqual(activated["CapabilityBoundingSet"], "")

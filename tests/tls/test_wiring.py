@@ -17,6 +17,7 @@ from twisted.web.server import Site
 from paxd.config import ConfigError, parse_config
 from paxd.tap import Options, makeService
 from paxd.tls.issuing import IssuingService
+from paxd.tls.plainhttp import RefusePlainHTTPFactory
 from paxd.tls.reload import CertificateFiles
 from paxd.tls.wiring import expected_hosts, https_port, prepare_tls
 from tests.tls.support import TestCA
@@ -159,7 +160,9 @@ class MakeServiceTests(SynchronousTestCase):
             "  redirect: {addr: '127.0.0.1:8080'}\n"
         )
         https, plain = self.listeners(services)
-        self.assertIsInstance(https.factory, TLSMemoryBIOFactory)
+        # TLS behind the guard that answers plain HTTP with Go's 400 (paxd.tls.plainhttp)
+        self.assertIsInstance(https.factory, RefusePlainHTTPFactory)
+        self.assertIsInstance(https.factory.wrappedFactory, TLSMemoryBIOFactory)
         self.assertIsInstance(plain.factory, Site)
         self.assertNotIsInstance(plain.factory, TLSMemoryBIOFactory)
         self.assertEqual(
