@@ -85,6 +85,7 @@ loglevel: leaf
 middleware: any
 notifications: any
 packs: section
+packs.catalogue: leaf
 packs.parenttags: leaf
 policy: any
 proxy: any
