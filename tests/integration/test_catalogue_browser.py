@@ -223,6 +223,14 @@ class CatalogueBrowserTests(CataloguePagesCase):
             browser.js, "return document.querySelectorAll('#versions tbody tr').length;"
         )
         self.assertEqual(rows, 2)
+        # the copy button copies the command (or, without clipboard access, selects it)
+        await deferToThread(browser.click, "button[data-copy='pull-tag']")
+        await deferToThread(
+            browser.wait_for,
+            "document.querySelector(\"button[data-copy='pull-tag']\").textContent === 'Copied'"
+            " || window.getSelection().toString() === document.getElementById('pull-tag')"
+            ".textContent",
+        )
         await self.look(browser, daemon.url + "/packs/ubuntu-aws", "pack-ubuntu-aws")
 
         # -- a hostile pack: shown, never run ---------------------------------------------

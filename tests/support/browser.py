@@ -116,6 +116,10 @@ class Browser:
 
         Select(self.driver.find_element("id", element_id)).select_by_value(value)
 
+    def click(self, selector: str) -> None:
+        """Click the element the CSS *selector* finds."""
+        self.driver.find_element("css selector", selector).click()
+
     def js(self, script: str, *args: Any) -> Any:
         """The value of *script* (a function body: ``return …``) in the page."""
         return self.driver.execute_script(script, *args)

@@ -70,12 +70,13 @@ class Catalogue:
     """What every client's catalogue shares; see the module docstring.
 
     :param registry: the registry domain (its ``_packs`` index above all).
-    :param runner: where READMEs are rendered, off the reactor thread.
+    :param runner: where READMEs are rendered and many documents parsed, off the reactor thread.
     :param host: ``http.host``, for the pull commands (else each request's Host).
     """
 
     def __init__(self, registry: Registry, runner: IRunner, host: str | None = None) -> None:
         self.registry = registry
+        self.runner = runner
         self.views = PackViews()
         self.documents = DocumentReader(runner)
         self.static = StaticResource(load_static())
@@ -204,7 +205,8 @@ class ListPage(PageResource):
     """``/``: the packs, filtered and paged."""
 
     async def content(self, request: IRequest) -> tuple[str, Element]:
-        packs = await all_packs(self.catalogue.registry, self.catalogue.views)
+        catalogue = self.catalogue
+        packs = await all_packs(catalogue.registry, catalogue.views, catalogue.runner)
         model = ListModel.of(packs, Filters.from_args(request.args), page_number(request.args))
         return "Packs", ListContent(model)
 
@@ -244,7 +246,8 @@ class RepositoriesPage(PageResource):
 
     async def content(self, request: IRequest) -> tuple[str, Element]:
         catalogue = self.catalogue
-        packs = {p.name for p in await all_packs(catalogue.registry, catalogue.views)}
+        views = await all_packs(catalogue.registry, catalogue.views, catalogue.runner)
+        packs = {p.name for p in views}
         paged = await repositories_model(catalogue.registry, packs, page_number(request.args))
         return "OCI repositories", RepositoriesContent(paged)
 

@@ -120,43 +120,76 @@ class PackView:
         return cls(name, views, top, search)
 
 
+def parse_documents(items: Iterable[tuple[str, str]]) -> dict[str, PackView | None]:
+    """Name → the view of its document (None if it is not one); safe in any thread."""
+    parsed: dict[str, PackView | None] = {}
+    for name, text in items:
+        try:
+            parsed[name] = PackView.from_document(json.loads(text))
+        except ValueError:
+            parsed[name] = None
+    return parsed
+
+
 class PackViews:
-    """The parsed view of each pack's document, kept while the index returns the same text."""
+    """The parsed view of each pack's document, kept while the index returns the same text.
+
+    Only the reactor thread uses it; :func:`parse_documents` may run elsewhere
+    for the documents :meth:`missing` names (after a restart: all of them).
+    """
 
     def __init__(self) -> None:
         #: name → (the document text parsed, its view)
         self._cache: dict[str, tuple[str, PackView | None]] = {}
 
-    def views(self, names: Sequence[str], documents: Sequence[str]) -> list[PackView]:
-        """The views of the packs *names* (their *documents* in parallel), in that order."""
-        old = self._cache
+    def _cached(self, name: str, text: str) -> tuple[str, PackView | None] | None:
+        cached = self._cache.get(name)
+        # the index hands back the very same string until the pack changes
+        if cached is not None and (cached[0] is text or cached[0] == text):
+            return cached
+        return None
+
+    def missing(self, names: Sequence[str], documents: Sequence[str]) -> list[tuple[str, str]]:
+        """The (name, document) pairs not parsed yet."""
+        return [
+            (name, text)
+            for name, text in zip(names, documents, strict=True)
+            if self._cached(name, text) is None
+        ]
+
+    def views(
+        self,
+        names: Sequence[str],
+        documents: Sequence[str],
+        parsed: Mapping[str, PackView | None] | None = None,
+    ) -> list[PackView]:
+        """The views of the packs *names* (their *documents* in parallel), in that order.
+
+        :param parsed: views already parsed (by :func:`parse_documents`) of
+            documents not in the cache; any others are parsed here.  Packs
+            not in *names* leave the cache.
+        """
         new: dict[str, tuple[str, PackView | None]] = {}
         out: list[PackView] = []
         for name, text in zip(names, documents, strict=True):
-            cached = old.get(name)
-            # the index hands back the very same string until the pack changes
-            if cached is not None and (cached[0] is text or cached[0] == text):
-                view = cached[1]
-            else:
-                try:
-                    view = PackView.from_document(json.loads(text))
-                except ValueError:
-                    view = None
-            new[name] = (text, view)
-            if view is not None:
-                out.append(view)
+            entry = self._cached(name, text)
+            if entry is None:
+                if parsed is not None and name in parsed:
+                    entry = (text, parsed[name])
+                else:
+                    entry = (text, parse_documents([(name, text)])[name])
+            new[name] = entry
+            if entry[1] is not None:
+                out.append(entry[1])
         self._cache = new
         return out
 
     def view(self, name: str, document: str) -> PackView | None:
         """The view of one pack's *document* (cached like :meth:`views`, without pruning)."""
-        cached = self._cache.get(name)
-        if cached is not None and (cached[0] is document or cached[0] == document):
-            return cached[1]
-        try:
-            view = PackView.from_document(json.loads(document))
-        except ValueError:
-            return None
+        entry = self._cached(name, document)
+        if entry is not None:
+            return entry[1]
+        view = parse_documents([(name, document)])[name]
         self._cache[name] = (document, view)
         return view
 
@@ -260,4 +293,5 @@ __all__ = [
     "TagView",
     "page_number",
     "page_of",
+    "parse_documents",
 ]

@@ -12,7 +12,9 @@ from paxd.registry import layout
 from paxd.registry.reference import parse_digest
 from paxd.registry.registry import Registry
 from paxd.storage.memory import MemoryStorage
+from paxd.threadpool import SynchronousRunner
 from paxd.web.catalogue.documents import MAX_DOCUMENT
+from paxd.web.catalogue.listpage import INLINE_PARSES
 from paxd.web.catalogue.view import PAGE_SIZE
 from paxd.web.root import RegistryRoot
 from tests.web.catalogue.support import HOSTILE_NAME, HOSTILE_README, HTML, PNG, CatalogueTestCase
@@ -208,6 +210,34 @@ class ListPageTests(CatalogueTestCase):
         for i in range(7):
             self.push(f"p{i}", "1.0.0")
         self.assertEqual(cards(self.page("/").body), [f"p{i}" for i in range(7)])
+
+
+class CountingRunner(SynchronousRunner):
+    """Runs at once, and remembers what it ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def run(self, f: Any, *args: Any, **kwargs: Any) -> Any:
+        self.ran.append(f.__name__)
+        return super().run(f, *args, **kwargs)
+
+
+class ParsingTests(CatalogueTestCase):
+    def test_many_documents_are_parsed_off_the_reactor_once(self) -> None:
+        for i in range(INLINE_PARSES + 5):
+            self.push(f"p{i:03d}", "1.0.0")
+        runner = CountingRunner()
+        self.catalogue.runner = runner
+        self.page("/")
+        self.assertEqual(runner.ran, ["parse_documents"])
+        self.page("/?page=2")
+        self.page("/repositories")
+        self.assertEqual(runner.ran, ["parse_documents"])
+        # one pack changed: parsed where it is, no thread needed
+        self.push("p000", "2.0.0")
+        self.assertIn(b"2.0.0", self.page("/").body)
+        self.assertEqual(runner.ran, ["parse_documents"])
 
 
 README = b"""# Calico
