@@ -46,6 +46,8 @@ log = Logger(namespace="paxd")
 DISK_THREADS = 16
 #: bcrypt pool: bcrypt is CPU-bound, so no more threads than it is worth
 AUTH_THREADS = 2
+#: the catalogue's pool (README rendering, CPU-bound)
+PAGES_THREADS = 1
 
 
 class Options(usage.Options):
@@ -113,21 +115,43 @@ def make_index(
     return shared_index(config, driver, reactor, parent)
 
 
-def make_api_factory(
-    config: Config,
-    registry: Registry,
-    reactor: Any,
-    parent: MultiService,
-) -> Callable[[bytes], IResource]:
-    """What serves ``/v1`` and ``/v2``: open, or behind the htpasswd guard."""
+#: what serves every client, from what one client may see (for its access); its flag:
+#: whether the base path challenges where anonymous reads are on (the API's ping)
+Protect = Callable[[Callable[[Access], IResource], bool], IResource]
 
-    def api_for(access: Access, prefix: bytes) -> IResource:
-        return APIResource(registry, access, prefix)
 
+def api_factory(registry: Registry, protect: Protect) -> Callable[[bytes], IResource]:
+    """``/v1`` and ``/v2``, each as *protect* lets clients in."""
+    return lambda prefix: protect(lambda access: APIResource(registry, access, prefix), True)
+
+
+def make_catalogue(
+    config: Config, registry: Registry, protect: Protect, reactor: Any, parent: MultiService
+) -> IResource | None:
+    """The catalogue's pages (``packs.catalogue``), behind the same guard as the API."""
+    if not config.packs.catalogue:
+        return None
+    from paxd.web.catalogue.resources import Catalogue
+
+    # READMEs are rendered in a pool of their own, so a burst of new ones
+    # queues there instead of taking the disk pool's threads.
+    pool = make_pool("paxd-pages", PAGES_THREADS)
+    ThreadPoolService(pool).setServiceParent(parent)
+    catalogue = Catalogue(registry, PoolRunner(reactor, pool), config.http.host)
+    # the catalogue's "/" is no API ping: anonymous reads see it without a challenge
+    return protect(catalogue.resource_for, False)
+
+
+def _open_access(resource_for: Callable[[Access], IResource], ping: bool) -> IResource:
+    return resource_for(OPEN_ACCESS)
+
+
+def make_protect(config: Config, reactor: Any, parent: MultiService) -> Protect:
+    """Open access without ``auth``; else the htpasswd guard (one checker, one throttle)."""
     if config.auth is None:
-        return lambda prefix: api_for(OPEN_ACCESS, prefix)
+        return _open_access
 
-    from paxd.auth.guard import make_guarded_api_factory
+    from paxd.auth.guard import guarded
     from paxd.auth.htpasswd import HtpasswdChecker
     from paxd.auth.throttle import Throttle
 
@@ -136,14 +160,21 @@ def make_api_factory(
     ThreadPoolService(pool).setServiceParent(parent)
     checker = HtpasswdChecker(htpasswd.path, PoolRunner(reactor, pool), clock=reactor)
     checker.load(log_warnings=False)  # paxd.preflight read the file: its warnings are logged
-    return make_guarded_api_factory(
-        api_for,
-        checker,
-        realm_name=htpasswd.realm,
-        admins=frozenset(htpasswd.admins),
-        anonymous_read=htpasswd.anonymous == "read",
-        throttle=Throttle(reactor),
-    )
+    # shared by everything guarded: failures count once per address
+    throttle = Throttle(reactor)
+
+    def protect(resource_for: Callable[[Access], IResource], ping: bool) -> IResource:
+        return guarded(
+            resource_for,
+            checker,
+            realm_name=htpasswd.realm,
+            admins=frozenset(htpasswd.admins),
+            anonymous_read=htpasswd.anonymous == "read",
+            throttle=throttle,
+            challenge_base=ping,
+        )
+
+    return protect
 
 
 def _endpoint(reactor: Any, description: str, adopted: Any) -> Any:
@@ -241,10 +272,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             config.validation.platformlist,
         ),
     )
+    protect = make_protect(config, reactor, top)
     root = RegistryRoot(
         registry,
         headers=config.http.headers,
-        api_factory=make_api_factory(config, registry, reactor, top),
+        api_factory=api_factory(registry, protect),
+        catalogue=make_catalogue(config, registry, protect, reactor, top),
     )
     site = RegistrySite(
         root,

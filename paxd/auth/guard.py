@@ -179,16 +179,25 @@ class RegistryGuard(_Transparent):
     :param throttle: told of every failed and successful login (its gate,
         :class:`ThrottleGate`, stands in front).
     :param anonymous_read: whether requests without credentials may GET and HEAD.
+    :param challenge_base: whether the base path (``/v2/``) challenges even
+        where anonymous reads are on (the API's ping; not the catalogue's ``/``).
     """
 
     def __init__(
-        self, portal: Portal, realm_name: str, throttle: Throttle, *, anonymous_read: bool
+        self,
+        portal: Portal,
+        realm_name: str,
+        throttle: Throttle,
+        *,
+        anonymous_read: bool,
+        challenge_base: bool = True,
     ) -> None:
         self.portal = portal
         self.credential_factory = BasicCredentialFactory(realm_name.encode("utf-8"))
         self.realm_name = realm_name
         self.throttle = throttle
         self.anonymous_read = anonymous_read
+        self.challenge_base = challenge_base
 
     def challenge(self) -> IResource:
         """The 401 asking for credentials."""
@@ -203,7 +212,8 @@ class RegistryGuard(_Transparent):
         if not header:
             # The base endpoint still challenges: OCI clients (skopeo, docker) only send
             # the credentials they hold after the ping to /v2/ has asked for them.
-            if self.anonymous_read and request.method in READ_METHODS and not _is_ping(request):
+            pinged = self.challenge_base and _is_ping(request)
+            if self.anonymous_read and request.method in READ_METHODS and not pinged:
                 return self._login(Anonymous(), None, request)
             # Not a failure: clients ask without credentials first, by design.
             return self.challenge()
@@ -269,6 +279,40 @@ class RegistryGuard(_Transparent):
         return credentials
 
 
+def guarded(
+    resource_for: Callable[[Access], IResource],
+    checker: ICredentialsChecker,
+    *,
+    realm_name: str,
+    admins: frozenset[str],
+    anonymous_read: bool,
+    throttle: Throttle,
+    challenge_base: bool = True,
+) -> IResource:
+    """*resource_for*'s resources behind the throttle and the guard: one per client's access.
+
+    :param resource_for: builds what one client may see, for its access.
+    :param checker: the htpasswd checker.
+    :param realm_name: ``auth.htpasswd.realm``.
+    :param admins: ``auth.htpasswd.admins``: who may push and delete.
+    :param anonymous_read: ``auth.htpasswd.anonymous == "read"``.
+    :param throttle: shared by everything guarded, so that failures count once per address.
+    :param challenge_base: see :class:`RegistryGuard`.
+    """
+    checkers: list[ICredentialsChecker] = [checker]
+    if anonymous_read:
+        checkers.append(AllowAnonymousAccess())
+    realm = RegistryRealm(resource_for, admins, anonymous_read)
+    guard = RegistryGuard(
+        Portal(realm, checkers),
+        realm_name,
+        throttle,
+        anonymous_read=anonymous_read,
+        challenge_base=challenge_base,
+    )
+    return ThrottleGate(guard, throttle)
+
+
 def make_guarded_api_factory(
     registry_api_for: Callable[[Access, bytes], IResource],
     checker: ICredentialsChecker,
@@ -281,23 +325,17 @@ def make_guarded_api_factory(
     """An ``api_factory`` for :class:`paxd.web.root.RegistryRoot`: each API behind the guard.
 
     :param registry_api_for: builds the API under *prefix* for one client's access.
-    :param checker: the htpasswd checker.
-    :param realm_name: ``auth.htpasswd.realm``.
-    :param admins: ``auth.htpasswd.admins``: who may push and delete.
-    :param anonymous_read: ``auth.htpasswd.anonymous == "read"``.
-    :param throttle: shared by ``/v1`` and ``/v2``, so that failures count once per address.
+    The other parameters are :func:`guarded`'s; *throttle* is shared by ``/v1`` and ``/v2``.
     """
-    checkers: list[ICredentialsChecker] = [checker]
-    if anonymous_read:
-        checkers.append(AllowAnonymousAccess())
 
     def api_factory(prefix: bytes) -> IResource:
-        realm = RegistryRealm(
-            lambda access: registry_api_for(access, prefix), admins, anonymous_read
+        return guarded(
+            lambda access: registry_api_for(access, prefix),
+            checker,
+            realm_name=realm_name,
+            admins=admins,
+            anonymous_read=anonymous_read,
+            throttle=throttle,
         )
-        guard = RegistryGuard(
-            Portal(realm, checkers), realm_name, throttle, anonymous_read=anonymous_read
-        )
-        return ThrottleGate(guard, throttle)
 
     return api_factory

@@ -478,6 +478,8 @@ class PacksConfig:
 
     #: maintain parent tags (``14.x``, ``14.4.x``) pointing at the newest version of their line
     parenttags: bool = leaf(boolean(), default=True)
+    #: serve the catalogue's HTML pages to browsers (``/``, ``/packs/<name>``, ``/repositories``)
+    catalogue: bool = leaf(boolean(), default=True)
 
 
 # --- the whole ----------------------------------------------------------------------------------

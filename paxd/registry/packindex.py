@@ -36,6 +36,8 @@ class PackSummary:
     addon_type: str | None = None
     cloud_types: tuple[str, ...] = ()
     logo: str | None = None
+    #: the logo layer's media type (``image/png``…), for a ``?type=`` that a browser shows
+    logo_type: str | None = None
 
 
 def _annotation(annotations: Mapping[str, Any], key: str) -> str | None:
@@ -43,21 +45,25 @@ def _annotation(annotations: Mapping[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _logo(layers: Any) -> str | None:
-    """The digest of the logo layer: titled ``logo.*``, else the first ``image/*`` layer."""
+def _logo(layers: Any) -> tuple[str | None, str | None]:
+    """The digest and media type of the logo layer: titled ``logo.*``, else the first ``image/*``.
+
+    ``(None, None)`` when there is none; the type is None when the layer names none.
+    """
     if not isinstance(layers, list):
-        return None
-    fallback = None
+        return None, None
+    fallback: tuple[str | None, str | None] = (None, None)
     for layer in layers:
         if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
             continue
         annotations = layer.get("annotations")
         title = annotations.get(TITLE) if isinstance(annotations, dict) else None
-        if title in LOGOS:
-            return str(layer["digest"])
         media_type = layer.get("mediaType")
-        if fallback is None and isinstance(media_type, str) and media_type.startswith("image/"):
-            fallback = str(layer["digest"])
+        kind = media_type if isinstance(media_type, str) else None
+        if title in LOGOS:
+            return str(layer["digest"]), kind
+        if fallback[0] is None and kind is not None and kind.startswith("image/"):
+            fallback = (str(layer["digest"]), kind)
     return fallback
 
 
@@ -76,6 +82,7 @@ def summarize(content: bytes, digest: str) -> PackSummary | None:
     if not isinstance(annotations, dict):
         annotations = {}
     cloud = _annotation(annotations, "cloudTypes")
+    logo, logo_type = _logo(manifest.get("layers"))
     return PackSummary(
         digest=digest,
         version=_annotation(annotations, "version"),
@@ -83,7 +90,8 @@ def summarize(content: bytes, digest: str) -> PackSummary | None:
         display_name=_annotation(annotations, "displayName"),
         addon_type=_annotation(annotations, "addonType"),
         cloud_types=tuple(c.strip() for c in cloud.split(",") if c.strip()) if cloud else (),
-        logo=_logo(manifest.get("layers")),
+        logo=logo,
+        logo_type=logo_type,
     )
 
 
@@ -111,6 +119,7 @@ def tag_document(tag: str, summary: PackSummary, parents: list[str]) -> dict[str
         "addonType": summary.addon_type,
         "cloudTypes": list(summary.cloud_types),
         "logo": summary.logo,
+        "logoType": summary.logo_type,
     }
 
 

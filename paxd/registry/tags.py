@@ -116,6 +116,26 @@ class TagStore:
         )
         return dict(zip(tags, found, strict=True))
 
+    async def moved_at(self, tags: list[str]) -> dict[str, float | None]:
+        """When each of *tags* last moved (was pushed), as storage times its current link.
+
+        None where storage cannot say (no such tag, or a driver without times).
+        One stat per tag: callers bound *tags* (the catalogue's pack page does).
+        """
+        driver = self._context.driver
+
+        async def when(tag: str) -> float | None:
+            try:
+                info = await driver.stat(layout.tag_current_link(self.name, tag))
+            except PathNotFound:
+                return None
+            return info.modified if info.modified > 0 else None
+
+        found = await gatherResults(
+            [Deferred.fromCoroutine(when(t)) for t in tags], consumeErrors=True
+        )
+        return dict(zip(tags, found, strict=True))
+
     # -- changes (for the manifest store: each in the repository's turn) ------------
     async def check_push(self, tag: str, summary: PackSummary | None) -> None:
         """Refuse a push before anything is stored (DENIED); checked again in the turn.

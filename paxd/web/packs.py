@@ -7,7 +7,7 @@ instead of walking catalog → tags → manifests.  Paged by pack name like
     {"packs": [{"name": "cni-calico", "tags": [{"tag": "3.26.1", "version": "3.26.1",
       "group": null, "parents": ["3.x", "3.26.x"], "digest": "sha256:…",
       "layer": "cni", "displayName": "Calico", "addonType": null,
-      "cloudTypes": ["all"], "logo": "sha256:…"}]}]}
+      "cloudTypes": ["all"], "logo": "sha256:…", "logoType": "image/png"}]}]}
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from twisted.web.server import NOT_DONE_YET
 from paxd.access import OPEN_ACCESS
 from paxd.registry.registry import Registry
 from paxd.web.api import APIResource
+from paxd.web.catalogue.paths import is_catalogue_path
 from paxd.web.errors import ErrorResource, not_found, write_error
 from paxd.web.health import HealthResource
 from paxd.web.request import RawHeaders, apply_headers, encode_headers
@@ -28,6 +29,9 @@ class RegistryRoot(Resource):
         are present under a plain :class:`~twisted.web.server.Site`.
     :param api_factory: builds the resource for ``/v1`` and ``/v2`` from the
         prefix; by default an open :class:`APIResource` (the auth guard wraps it).
+    :param catalogue: what serves the catalogue's pages (``packs.catalogue``;
+        see :mod:`paxd.web.catalogue`), behind the same guard as the API; None
+        to serve none, so that ``/`` answers browsers as it answers API clients.
     """
 
     def __init__(
@@ -36,9 +40,11 @@ class RegistryRoot(Resource):
         *,
         headers: Mapping[str, Iterable[str]] | None = None,
         api_factory: Callable[[bytes], IResource] | None = None,
+        catalogue: IResource | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
+        self.catalogue = catalogue
         self.raw_headers: RawHeaders = encode_headers(headers)
         factory = api_factory or (lambda prefix: APIResource(registry, OPEN_ACCESS, prefix))
         self.putChild(b"health", HealthResource(registry))
@@ -51,7 +57,11 @@ class RegistryRoot(Resource):
         return super().getChildWithDefault(path, request)
 
     def getChild(self, path: bytes, request: IRequest) -> IResource:
-        """No such path: a JSON 404."""
+        """The catalogue's pages (``/`` only for a browser), else a JSON 404."""
+        if self.catalogue is not None and is_catalogue_path(path, request):
+            # the catalogue (or its guard) traverses from its own root again
+            request.postpath.insert(0, request.prepath.pop())
+            return self.catalogue
         return ErrorResource(not_found())
 
     def render(self, request: IRequest) -> int:

@@ -178,6 +178,7 @@ class OtherSectionTests(ErrorAssertions):
         self.assertEqual(config.log.level, "info")
         self.assertEqual(config.catalog.maxentries, 1000)
         self.assertTrue(config.packs.parenttags)
+        self.assertTrue(config.packs.catalogue)
         self.assertEqual(config.http.addr, ":5000")
 
     def test_log(self) -> None:
@@ -212,6 +213,10 @@ class OtherSectionTests(ErrorAssertions):
         )
         self.assertConfigError(
             f"{MINIMAL}packs: {{parenttags: 1}}", "packs.parenttags", "true or false"
+        )
+        self.assertFalse(parse(f"{MINIMAL}packs: {{catalogue: false}}").packs.catalogue)
+        self.assertConfigError(
+            f"{MINIMAL}packs: {{catalogue: off-ish}}", "packs.catalogue", "true or false"
         )
 
 

@@ -93,6 +93,7 @@ loglevel: leaf
 middleware: any
 notifications: any
 packs: section
+packs.catalogue: leaf
 packs.parenttags: leaf
 policy: any
 proxy: any

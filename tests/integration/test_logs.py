@@ -87,7 +87,7 @@ class LogTests(SynchronousTestCase):
         self.assertEqual(_request(f"{base}/v2/", authorization=good)[0], 200)
         self.assertEqual(_request(f"{base}/v2/", authorization=wrong)[0], 401)
         self.assertEqual(_request(f"{base}/v2/", authorization=f"Bearer {TOKEN}")[0], 401)
-        blob = bytes(range(256)) * 8192  # 2 MiB: spooled to a file (a debug event)
+        blob = bytes(range(256)) * 8192  # 2 MiB: streamed into storage
         digest = "sha256:" + hashlib.sha256(blob).hexdigest()
         status, _ = _request(
             f"{base}/v2/team/app/blobs/uploads/?digest={digest}",

@@ -169,6 +169,7 @@ class SummaryTests(SynchronousTestCase):
                 addon_type="network",
                 cloud_types=("aws", "azure"),
                 logo=blobs[1].digest,
+                logo_type="image/png",
             ),
         )
 
@@ -195,6 +196,7 @@ class SummaryTests(SynchronousTestCase):
         assert summary is not None
         self.assertEqual((summary.version, summary.cloud_types), (None, ()))
         self.assertEqual(summary.logo, "sha256:" + "d" * 64)
+        self.assertEqual(summary.logo_type, "image/svg+xml")
 
 
 def _summary(n: int) -> PackSummary:
@@ -238,6 +240,7 @@ class PackIndexTests(SynchronousTestCase):
                 "addonType": None,
                 "cloudTypes": [],
                 "logo": None,
+                "logoType": None,
             },
         )
         self.assertEqual((second["group"], second["parents"]), ("lts", ["lts__1.x"]))

@@ -180,6 +180,7 @@ class PacksEndpointTests(PackWebTestCase):
                     "addonType": "network",
                     "cloudTypes": ["aws", "vsphere"],
                     "logo": logo,
+                    "logoType": "image/png",
                 },
                 {
                     "tag": "lts__3.26.0",
@@ -192,6 +193,7 @@ class PacksEndpointTests(PackWebTestCase):
                     "addonType": None,
                     "cloudTypes": ["all"],
                     "logo": logo,
+                    "logoType": "image/png",
                 },
             ],
         )
