@@ -16,6 +16,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 
 from paxd import __version__
@@ -25,7 +26,7 @@ from paxd.config import Config, ConfigError, load_config
 from paxd.listeners import endpoint_descriptions
 from paxd.memory import MemoryTrimService
 from paxd.registry.registry import Registry
-from paxd.storage.interface import IStorageDriver
+from paxd.storage.interface import IStorageDriver, StorageError
 from paxd.threadpool import PoolRunner, ThreadPoolService, make_pool
 from paxd.tls.certificates import TLSSetupError
 from paxd.tls.context import wrap_tls
@@ -40,6 +41,10 @@ DEFAULT_CONFIG = "/etc/paxd/config.yml"
 DISK_THREADS = 16
 #: bcrypt pool: bcrypt is CPU-bound, so no more threads than it is worth
 AUTH_THREADS = 2
+#: start-up indexing tried again after storage failed: first after, and at most every
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
+#: S3 pool: requests to S3 wait on the network, so many at once (at most maxconnections)
+S3_THREADS = 32
 
 
 class Options(usage.Options):
@@ -87,36 +92,88 @@ def prepare_tls(config: Config) -> Any:
     return prepare(config)
 
 
-def make_storage(config: Config, runner: PoolRunner) -> IStorageDriver:
-    """The storage driver the configuration names."""
+def make_storage(
+    config: Config, runner: PoolRunner, reactor: Any = None, parent: MultiService | None = None
+) -> IStorageDriver:
+    """The storage driver the configuration names.
+
+    *runner* is the disk pool (filesystem); S3 gets a pool of its own, started
+    and stopped with *parent*, so that a slow S3 never holds up the disk.
+    """
     if config.storage.driver == "inmemory":
         from paxd.storage.memory import MemoryStorage
 
         return MemoryStorage()
+    if config.storage.s3 is not None:
+        return make_s3_storage(config, reactor, parent)
     from paxd.storage.filesystem import FilesystemStorage
 
     assert config.storage.rootdirectory is not None
     return FilesystemStorage(config.storage.rootdirectory, runner)
 
 
-class RegistryStartup(Service):
-    """Builds the registry's indexes when the daemon starts, and logs the configuration warnings."""
+def make_s3_storage(config: Config, reactor: Any, parent: MultiService | None) -> IStorageDriver:
+    """The S3 driver over its own thread pool: one blocking boto3 call per thread at a time.
 
-    def __init__(self, registry: Registry, config: Config) -> None:
+    Imported here: boto3 costs tens of MiB that other drivers should not pay.
+    """
+    from paxd.storage.s3 import S3Storage
+
+    assert config.storage.s3 is not None and parent is not None
+    options = config.storage.s3.options()
+    # each thread holds at most one connection; readers reopen through the same client
+    pool = make_pool("paxd-s3", min(S3_THREADS, options.maxconnections))
+    ThreadPoolService(pool).setServiceParent(parent)
+    driver = S3Storage(options, PoolRunner(reactor, pool))
+    log.info("storage: {storage}", storage=driver.describe())
+    return driver
+
+
+class RegistryStartup(Service):
+    """Builds the registry's indexes when the daemon starts, and logs the configuration warnings.
+
+    Storage that cannot be read at start-up (S3 not up yet) is tried again, every
+    :data:`RETRY_MAX` seconds at most, until the indexes are built: the daemon
+    serves meanwhile (``/health`` says why storage fails) and needs no restart.
+    """
+
+    def __init__(self, registry: Registry, config: Config, clock: Any = None) -> None:
         self.registry = registry
         self.config = config
+        self.clock = clock
+        self._delay = RETRY_FIRST
+        self._retry: Any = None
 
     def startService(self) -> None:
         super().startService()
         for warning in self.config.warnings:
             log.warn("{source}: {warning}", source=self.config.source, warning=warning)
+        self._build()
+
+    def stopService(self) -> None:
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        return super().stopService()
+
+    def _build(self) -> None:
+        self._retry = None
         d = self.registry.start()
-        d.addCallback(
-            lambda _: log.info(
-                "registry ready ({driver} storage)", driver=self.registry.driver.name
-            )
+        d.addCallbacks(self._ready, self._failed)
+
+    def _ready(self, _: object) -> None:
+        log.info("registry ready ({driver} storage)", driver=self.registry.driver.name)
+
+    def _failed(self, f: Failure) -> None:
+        if not f.check(StorageError) or self.clock is None or not self.running:
+            log.failure("could not build the registry's indexes", f)
+            return
+        log.error(
+            "could not build the registry's indexes ({reason}); trying again in {delay:g} s",
+            reason=str(f.value),
+            delay=self._delay,
         )
-        d.addErrback(lambda f: log.failure("could not build the registry's indexes", f))
+        self._retry = self.clock.callLater(self._delay, self._build)
+        self._delay = min(self._delay * 2, RETRY_MAX)
 
 
 def prepare_htpasswd(config: Config) -> str | None:
@@ -220,18 +277,20 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     disk = PoolRunner(reactor, disk_pool)
 
     registry = Registry(
-        make_storage(config, disk),
+        make_storage(config, disk, reactor, top),
         delete_enabled=config.storage.delete_enabled,
         readonly=config.storage.readonly,
         max_page=config.catalog.maxentries,
         parent_tags=config.packs.parenttags,
+        redirect=config.storage.redirects,
     )
-    RegistryStartup(registry, config).setServiceParent(top)
+    RegistryStartup(registry, config, reactor).setServiceParent(top)
 
     root = RegistryRoot(
         registry,
         headers=config.http.headers,
         api_factory=make_api_factory(config, registry, reactor, top, options["created_password"]),
+        clock=reactor,
     )
     site = RegistrySite(
         root,

@@ -114,8 +114,17 @@ class RegistryClient:
     # -- blobs ----------------------------------------------------------------------
 
     def blob_exists(self, name: str, digest: str) -> bool:
-        """True if the repository *name* has the blob."""
-        resp = self.t.request("HEAD", self._path(name, "blobs", digest))
+        """True if the repository *name* has the blob.
+
+        A registry on S3 redirects the HEAD to its storage, as distribution
+        does: the storage's answer is the one that counts.
+        """
+        target = self._path(name, "blobs", digest)
+        for _ in range(5):
+            resp = self.t.request("HEAD", target)
+            if resp.status not in _REDIRECTS or not resp.header("Location"):
+                break
+            target = urljoin(resp.url, resp.header("Location") or "")
         if resp.status == 404:
             return False
         self.t.expect(resp, 200, what=f"blob {digest}")

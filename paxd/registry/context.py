@@ -52,6 +52,8 @@ class StoreContext:
     :ivar readonly: ``storage.maintenance.readonly.enabled``.
     :ivar parent_tags: ``packs.parenttags``.
     :ivar max_page: ``catalog.maxentries``.
+    :ivar redirect: blob downloads may redirect to the storage (``storage.redirect``)
+        when the driver offers URLs.
     :ivar now: the clock (upload start times, health probes).
     :ivar new_uuid: makes upload ids.
     """
@@ -65,6 +67,7 @@ class StoreContext:
     readonly: bool = False
     parent_tags: bool = True
     max_page: int = 1000
+    redirect: bool = False
 
     def page_size(self, n: int | None) -> int:
         """The size of a listing page asked as *n* (PAGINATION_NUMBER_INVALID beyond the max)."""

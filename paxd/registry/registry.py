@@ -43,7 +43,12 @@ from paxd.registry.indexing import StartupIndexer
 from paxd.registry.reference import parse_name
 from paxd.registry.repository import Repository
 from paxd.registry.uploads import UploadStates
-from paxd.storage.interface import IStorageDriver, PathNotFound, StorageError
+from paxd.storage.interface import (
+    IRedirectingDriver,
+    IStorageDriver,
+    PathNotFound,
+    StorageError,
+)
 
 log = Logger()
 
@@ -71,6 +76,9 @@ class Registry:
         (see :mod:`paxd.registry.tags`).
     :param index: the catalog, pack index and tag locks; by default this
         process's own :class:`~paxd.registry.index.InProcessIndex`.
+    :param redirect: distribution's ``storage.redirect`` (on unless
+        ``disable``): blob downloads are answered with a URL of the storage,
+        when the driver has them (:class:`~paxd.storage.interface.IRedirectingDriver`).
     """
 
     def __init__(
@@ -84,6 +92,7 @@ class Registry:
         new_uuid: Callable[[], str] = _new_uuid,
         parent_tags: bool = True,
         index: IRegistryIndex | None = None,
+        redirect: bool = False,
     ) -> None:
         if index is None:
             index = InProcessIndex(driver, parent_tags)
@@ -99,6 +108,7 @@ class Registry:
             readonly=readonly,
             parent_tags=parent_tags,
             max_page=max_page,
+            redirect=redirect and IRedirectingDriver.providedBy(driver),
         )
         #: uploads in progress in this process: (name, uuid) → hash state and lock
         self._uploads: UploadStates = {}
@@ -113,6 +123,11 @@ class Registry:
     def max_page(self) -> int:
         """``catalog.maxentries``: the default and largest page of a listing."""
         return self.context.max_page
+
+    @property
+    def redirects(self) -> bool:
+        """True if blob downloads are redirected to the storage (see :meth:`BlobStore.url`)."""
+        return self.context.redirect
 
     @property
     def readonly(self) -> bool:

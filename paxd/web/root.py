@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
@@ -28,6 +29,7 @@ class RegistryRoot(Resource):
         are present under a plain :class:`~twisted.web.server.Site`.
     :param api_factory: builds the resource for ``/v1`` and ``/v2`` from the
         prefix; by default an open :class:`APIResource` (the auth guard wraps it).
+    :param clock: for ``/health``'s deadline (none without a clock).
     """
 
     def __init__(
@@ -36,12 +38,13 @@ class RegistryRoot(Resource):
         *,
         headers: Mapping[str, Iterable[str]] | None = None,
         api_factory: Callable[[bytes], IResource] | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.raw_headers: RawHeaders = encode_headers(headers)
         factory = api_factory or (lambda prefix: APIResource(registry, OPEN_ACCESS, prefix))
-        self.putChild(b"health", HealthResource(registry))
+        self.putChild(b"health", HealthResource(registry, clock))
         for prefix in PREFIXES:
             self.putChild(prefix.lstrip(b"/"), factory(prefix))
 
