@@ -258,6 +258,7 @@ class S3Catalog(Catalog):
             attrs.evolve(m, label="S3 " + m.label.replace(repos, s3_repos), target_ratio=1.0)
             for m in self.metrics
         )
+        self._settled: set[int] = set()
 
     @property
     def layout(self) -> Any:
@@ -271,16 +272,32 @@ class S3Catalog(Catalog):
     def rounds(self) -> int:
         return self.profile.s3_catalog_rounds
 
-    def warmup(self, server: Server) -> None:
-        """The first page; paxd's start-up indexing of the bucket over before the clock starts.
+    def settle(self, server: Server) -> None:
+        """Wait (once per server process) until paxd's start-up indexing of the bucket is over.
 
         paxd's ``_packs`` answers once that indexing is done (it reads every
-        repository's tags: tens of seconds at 10,000); distribution has no
-        ``_packs`` (404 at once) and keeps nothing between requests.
+        repository's tags: tens of seconds at 10,000, while the catalog itself
+        is there after one listing); distribution has no ``_packs`` (404 at
+        once) and keeps nothing between requests.
         """
+        if server.pid in self._settled:
+            return
         conn = server.connection(timeout=self.INDEX_TIMEOUT)
         try:
             client.request(conn, "GET", "/v2/_packs?n=1", expect=(200, 404))
+        finally:
+            conn.close()
+        self._settled.add(server.pid)
+
+    def run(self, server: Server, round_: int) -> dict[str, float]:
+        self.settle(server)
+        return super().run(server, round_)
+
+    def warmup(self, server: Server) -> None:
+        """Settled, and one first page (a full walk of distribution's is minutes)."""
+        self.settle(server)
+        conn = server.connection()
+        try:
             client.catalog_page(conn, f"/v2/_catalog?n={self.profile.catalog_first_page}", {})
         finally:
             conn.close()
