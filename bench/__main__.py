@@ -35,6 +35,11 @@ from bench.servers import (
 from bench.workloads import Context, Workload, all_workloads
 
 REQUIRED_TOOLS = ("docker-registry", "wrk", "curl")
+ONLY_HELP = (
+    "comma-separated workloads to run: 1, 1-http, 1-tls, 2, 3, 3-auth, 3-open, 4, 5, 6, 7"
+    " (a number selects all its variants); s3 (s3-pull, s3-pull-proxied, s3-push, s3-packs,"
+    " s3-catalog: on Ceph's RADOS Gateway, which they start; run by --full or when named)"
+)
 
 
 class Progress:
@@ -69,10 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only",
         metavar="W",
         default="",
-        help="comma-separated workloads to run: 1, 1-http, 1-tls, 2, 3, 3-auth,"
-        " 3-open, 4, 5, 6, 7 (a number selects all its variants); s3 (s3-pull,"
-        " s3-pull-proxied, s3-push, s3-packs, s3-catalog: on Ceph's RADOS Gateway, which"
-        " they start; run by --full or when named)",
+        help=ONLY_HELP,
     )
     parser.add_argument(
         "--servers",

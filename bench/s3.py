@@ -126,6 +126,7 @@ class S3Layout:
         self.client = setup.gateway.client()
         self.buckets = list(setup.buckets.values())
         self.prefix = f"{root.strip('/')}/{REGISTRY_V2}" if root.strip("/") else REGISTRY_V2
+        self._written: set[str] = set()
 
     def _put(self, key: str, data: bytes) -> None:
         first, *others = self.buckets
@@ -145,9 +146,11 @@ class S3Layout:
         return f"{self.prefix}/repositories/{repo}/_layers/sha256/{digest[7:]}/link"
 
     def blob(self, data: bytes) -> str:
-        """Store *data* as a blob in every bucket; its digest."""
+        """Store *data* as a blob in every bucket (once); its digest."""
         digest = sha256_digest(data)
-        self._put(self._blob_key(digest), data)
+        if digest not in self._written:
+            self._put(self._blob_key(digest), data)
+            self._written.add(digest)
         return digest
 
     def link_layer(self, repo: str, digest: str) -> None:
@@ -161,6 +164,7 @@ class S3Layout:
 
     def remove_blob(self, digest: str) -> None:
         """Delete a blob's data from every bucket (after a push round: memory is the OSD's)."""
+        self._written.discard(digest)
         for bucket in self.buckets:
             self.client.delete_object(Bucket=bucket, Key=self._blob_key(digest))
 
