@@ -14,6 +14,8 @@ Modules:
 * :mod:`bench.client`: the small HTTP client (pushes, catalog walks) and the
   ``curl``/``wrk`` wrappers;
 * :mod:`bench.workloads`: the seven workloads of the issue;
+* :mod:`bench.s3`: the S3 workloads (``--only s3``, or ``--full``): both servers
+  on Ceph's RADOS Gateway, which the run starts (``tests/support/rgw.py``);
 * :mod:`bench.report`: statistics, the text and reStructuredText tables, the machine description;
 * :mod:`bench.__main__`: the command line and the round-robin runner;
 * :mod:`bench.spy`: ``python -m bench.spy FILE``, the top frames of a ``--py-spy`` profile.

@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import report
 from bench.data import Layout, write_htpasswd, write_self_signed
 from bench.profiles import FULL, PROFILES, QUICK, SMOKE, Profile
+from bench.s3 import S3Setup, missing_ceph, start_s3
 from bench.servers import (
     DISTRIBUTION,
     PASSWORD,
@@ -34,6 +35,11 @@ from bench.servers import (
 from bench.workloads import Context, Workload, all_workloads
 
 REQUIRED_TOOLS = ("docker-registry", "wrk", "curl")
+ONLY_HELP = (
+    "comma-separated workloads to run: 1, 1-http, 1-tls, 2, 3, 3-auth, 3-open, 4, 5, 6, 7"
+    " (a number selects all its variants); s3 (s3-pull, s3-pull-proxied, s3-push, s3-packs,"
+    " s3-catalog: on Ceph's RADOS Gateway, which they start; run by --full or when named)"
+)
 
 
 class Progress:
@@ -68,8 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only",
         metavar="W",
         default="",
-        help="comma-separated workloads to run: 1, 1-http, 1-tls, 2, 3, 3-auth,"
-        " 3-open, 4, 5, 6, 7 (a number selects all its variants)",
+        help=ONLY_HELP,
     )
     parser.add_argument(
         "--servers",
@@ -113,19 +118,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def selected(workload: Workload, only: Sequence[str]) -> bool:
-    """Whether ``--only`` picks the workload (``3`` picks ``3-auth`` and ``3-open``)."""
-    return not only or any(workload.key == w or workload.key.split("-")[0] == w for w in only)
+def selected(workload: Workload, only: Sequence[str], full: bool = False) -> bool:
+    """Whether ``--only`` picks the workload (``3`` picks ``3-auth`` and ``3-open``).
+
+    Without ``--only``, every workload but the S3 ones, which need Ceph and run
+    by name (``--only s3``) or in a ``--full`` run.
+    """
+    if not only:
+        return full or not workload.variant.s3
+    return any(workload.key == w or workload.key.split("-")[0] == w for w in only)
 
 
 class Fleet:
     """The running servers, one per name, all in the same variant."""
 
-    def __init__(self, names: Sequence[str], roots: dict[str, Path], workdir: Path, files: Files):
+    def __init__(
+        self,
+        names: Sequence[str],
+        roots: dict[str, Path],
+        workdir: Path,
+        files: Files,
+        s3: S3Setup | None = None,
+    ):
         self.names = list(names)
         self.roots = roots
         self.workdir = workdir
         self.files = files
+        self.s3 = s3
         self.variant: Variant | None = None
         self.servers: dict[str, Server] = {}
 
@@ -136,8 +155,11 @@ class Fleet:
         ):
             self.stop()
             for name in self.names:
+                s3 = None
+                if variant.s3 and self.s3 is not None:
+                    s3 = self.s3.section(name, variant.s3_root)
                 server = Server(
-                    name, self.roots[name], self.workdir / "servers", variant, self.files
+                    name, self.roots[name], self.workdir / "servers", variant, self.files, s3
                 )
                 started = time.monotonic()
                 server.start()
@@ -215,6 +237,31 @@ def missing_tools(servers: Sequence[str]) -> list[str]:
     return [t for t in tools if shutil.which(t) is None]
 
 
+def show_results(
+    args: argparse.Namespace,
+    profile: Profile,
+    results: Sequence[report.WorkloadResult],
+    progress: Progress,
+) -> int:
+    """Print the tables (and write the page ``--output`` asks for); the exit status."""
+    machine = report.machine()
+    print()
+    print(report.machine_text(machine))
+    print()
+    print(report.text_table(report.HEADER, report.rows(results)))
+    print()
+    print(report.text_table(report.RSS_HEADER, report.rss_rows(results)))
+    errors = report.errors_text(results)
+    if errors:
+        print("\nFailures:\n" + errors)
+    if args.output is not None:
+        notes = args.notes.read_text() if args.notes is not None else ""
+        args.output.write_text(report.rst_page(profile, machine, results, notes))
+        progress(f"wrote {args.output}")
+    progress("done")
+    return 1 if errors else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; the exit status."""
     args = parse_args(argv)
@@ -229,16 +276,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="paxd-bench-", dir="/tmp"))
     fleet: Fleet | None = None
+    s3: S3Setup | None = None
     try:
         roots = {name: tmp / name / "root" for name in args.server_list}
         files = Files(tmp / "htpasswd", tmp / "cert.pem", tmp / "key.pem")
         write_htpasswd(files.htpasswd, USER, PASSWORD)
         write_self_signed(files.certificate, files.key)
         ctx = Context(profile, tmp, Layout(roots.values()))
-        workloads = [w for w in all_workloads(ctx) if selected(w, args.only_list)]
+        full = profile is FULL
+        workloads = [w for w in all_workloads(ctx) if selected(w, args.only_list, full)]
         if not workloads:
             print(f"--only {args.only}: no such workload", file=sys.stderr)
             return 2
+        if any(w.variant.s3 for w in workloads):
+            if missing_ceph():
+                print(f"the S3 workloads need Ceph: {missing_ceph()}", file=sys.stderr)
+                return 2
+            s3 = ctx.s3 = start_s3(args.server_list, progress)
         progress(f"profile {profile.name}, workdir {tmp}; writing data into the storage roots")
         for w in workloads:
             started = time.monotonic()
@@ -246,31 +300,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"prepared {w.key} in {time.monotonic() - started:.1f}s")
         if args.spy_dir is not None:
             args.spy_dir.mkdir(parents=True, exist_ok=True)
-        fleet = Fleet(args.server_list, roots, tmp, files)
+        fleet = Fleet(args.server_list, roots, tmp, files, s3)
         results = []
         for w in workloads:
             progress(f"workload {w.key}: {w.title}")
             results.append(run_workload(w, fleet, profile, progress, args.spy_dir))
         fleet.stop()
-        machine = report.machine()
-        print()
-        print(report.machine_text(machine))
-        print()
-        print(report.text_table(report.HEADER, report.rows(results)))
-        print()
-        print(report.text_table(report.RSS_HEADER, report.rss_rows(results)))
-        errors = report.errors_text(results)
-        if errors:
-            print("\nFailures:\n" + errors)
-        if args.output is not None:
-            notes = args.notes.read_text() if args.notes is not None else ""
-            args.output.write_text(report.rst_page(profile, machine, results, notes))
-            progress(f"wrote {args.output}")
-        progress("done")
-        return 1 if errors else 0
+        return show_results(args, profile, results, progress)
     finally:
         if fleet is not None:
             fleet.stop()
+        if s3 is not None:
+            s3.stop()
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:

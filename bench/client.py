@@ -140,9 +140,32 @@ def push_chunked(
 def blob_exists(
     conn: http.client.HTTPConnection, repo: str, digest: str, headers: Mapping[str, str]
 ) -> bool:
-    """``HEAD`` the blob: True on 200, False on 404."""
-    resp = request(conn, "HEAD", f"/v2/{repo}/blobs/{digest}", headers=headers, expect=(200, 404))
+    """``HEAD`` the blob: True on 200, False on 404.
+
+    On S3 both servers redirect the HEAD to the bucket (distribution 2.8 does):
+    it is followed, as docker and paxctl follow it, on a kept-alive connection.
+    """
+    target = f"/v2/{repo}/blobs/{digest}"
+    resp = request(conn, "HEAD", target, headers=headers, expect=(200, 307, 404))
+    if resp.status == 307:
+        resp = _head_elsewhere(resp.headers["location"])
     return resp.status == 200
+
+
+#: kept-alive connections to where redirects lead (the S3 endpoint), by host and port
+_ELSEWHERE: dict[str, http.client.HTTPConnection] = {}
+
+
+def _head_elsewhere(url: str) -> Response:
+    parts = urllib.parse.urlsplit(url)
+    conn = _ELSEWHERE.get(parts.netloc)
+    if conn is None:
+        conn = _ELSEWHERE[parts.netloc] = http.client.HTTPConnection(parts.netloc, timeout=60)
+    try:
+        return request(conn, "HEAD", _target(url), expect=(200, 404))
+    except (OSError, http.client.HTTPException):
+        conn.close()  # a stale kept-alive connection: once more on a new one
+        return request(conn, "HEAD", _target(url), expect=(200, 404))
 
 
 def put_manifest(
@@ -224,9 +247,12 @@ def _parse_curl(stdout: str) -> list[Transfer]:
     return transfers
 
 
-def curl_download(server: Server, target: str, expected_size: int) -> Transfer:
-    """``GET`` one URL with curl into /dev/null."""
-    argv = [*_curl_base(server), "-o", "/dev/null", server.base_url + target]
+def curl_download(
+    server: Server, target: str, expected_size: int, follow: bool = False
+) -> Transfer:
+    """``GET`` one URL with curl into /dev/null (*follow*: redirects too, as to S3)."""
+    argv = [*_curl_base(server), *(["-L"] if follow else []), "-o", "/dev/null"]
+    argv.append(server.base_url + target)
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BenchError(f"curl failed ({proc.returncode}): {proc.stderr.strip()}")

@@ -41,6 +41,11 @@ class Profile:
     #: workload 7: the blob uploaded then downloaded while memory is sampled
     memory_size: int
     memory_rounds: int
+    #: the S3 workloads (bench/s3.py): pack versions per push measurement, repositories,
+    #: and the catalog's rounds (distribution walks the bucket for every page: minutes)
+    s3_pack_versions: int = 100
+    s3_catalog_repos: int = 10_000
+    s3_catalog_rounds: int = 1
 
 
 SMOKE = Profile(
@@ -61,6 +66,8 @@ SMOKE = Profile(
     catalog_walk_page=20,
     memory_size=4 * MiB,
     memory_rounds=1,
+    s3_pack_versions=3,
+    s3_catalog_repos=50,
 )
 
 QUICK = Profile(
@@ -101,6 +108,7 @@ FULL = Profile(
     catalog_walk_page=1000,
     memory_size=1 * GiB,
     memory_rounds=3,
+    s3_catalog_rounds=2,
 )
 
 PROFILES = {p.name: p for p in (SMOKE, QUICK, FULL)}

@@ -1,10 +1,12 @@
 """The two servers: configuration, start, readiness, stop, and their memory.
 
 Both read the same Docker distribution YAML (written by :func:`write_config`):
-filesystem storage with deletes, the in-memory blob descriptor cache that
-distribution's own sample configuration (and the vendor image) turn on, error
-level logging with distribution's access log off (paxd writes none), and,
-per :class:`Variant`, the same htpasswd file or the same certificate.
+filesystem storage with deletes (or, in the S3 variants, the same ``s3``
+section on a bucket of their own: :mod:`bench.s3`), the in-memory blob
+descriptor cache that distribution's own sample configuration (and the vendor
+image) turn on, error level logging with distribution's access log off (paxd
+writes none), and, per :class:`Variant`, the same htpasswd file or the same
+certificate.
 """
 
 from __future__ import annotations
@@ -42,11 +44,19 @@ class ServerError(RuntimeError):
 
 @attrs.frozen
 class Variant:
-    """What sits in front of the storage: plain HTTP, HTTP with htpasswd, or TLS."""
+    """What sits in front of the storage: plain HTTP, HTTP with htpasswd, or TLS; and the storage.
+
+    :ivar s3: each server on its own bucket of the benchmark's RADOS Gateway.
+    :ivar redirect: on S3, blob downloads redirect to the bucket (distribution's default).
+    :ivar s3_root: on S3, the ``rootdirectory`` in the bucket.
+    """
 
     name: str
     auth: bool = False
     tls: bool = False
+    s3: bool = False
+    redirect: bool = True
+    s3_root: str = ""
 
 
 PLAIN = Variant("plain")
@@ -71,19 +81,32 @@ def free_port() -> int:
         return port
 
 
-def write_config(path: Path, root: Path, port: int, variant: Variant, files: Files) -> None:
-    """The Docker distribution YAML both servers are started with."""
+def write_config(
+    path: Path,
+    root: Path,
+    port: int,
+    variant: Variant,
+    files: Files,
+    s3: dict[str, object] | None = None,
+) -> None:
+    """The Docker distribution YAML both servers are started with (*s3*: its bucket's section)."""
     http_section: dict[str, object] = {"addr": f"127.0.0.1:{port}", "secret": "bench-http-secret"}
     if variant.tls:
         http_section["tls"] = {"certificate": str(files.certificate), "key": str(files.key)}
+    storage: dict[str, object] = {
+        "filesystem": {"rootdirectory": str(root)},
+        "delete": {"enabled": True},
+        "cache": {"blobdescriptor": "inmemory"},
+    }
+    if variant.s3:
+        assert s3 is not None, "an S3 variant needs the bucket's section"
+        del storage["filesystem"]
+        storage["s3"] = s3
+        storage["redirect"] = {"disable": not variant.redirect}
     config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "error", "accesslog": {"disabled": True}},
-        "storage": {
-            "filesystem": {"rootdirectory": str(root)},
-            "delete": {"enabled": True},
-            "cache": {"blobdescriptor": "inmemory"},
-        },
+        "storage": storage,
         "http": http_section,
     }
     if variant.auth:
@@ -109,6 +132,8 @@ def server_argv(name: str, config: Path) -> list[str]:
 
 def _child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    # distribution 2.8's AWS SDK panics on a custom CA bundle; the gateway is plain HTTP
+    env.pop("AWS_CA_BUNDLE", None)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     )
@@ -118,7 +143,15 @@ def _child_env() -> dict[str, str]:
 class Server:
     """One running server process of one kind, in one variant."""
 
-    def __init__(self, name: str, root: Path, workdir: Path, variant: Variant, files: Files):
+    def __init__(
+        self,
+        name: str,
+        root: Path,
+        workdir: Path,
+        variant: Variant,
+        files: Files,
+        s3: dict[str, object] | None = None,
+    ):
         self.name = name
         self.root = root
         self.variant = variant
@@ -126,7 +159,7 @@ class Server:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / f"{name}-{variant.name}.yml"
         self.log = workdir / f"{name}-{variant.name}.log"
-        write_config(self.config, root, self.port, variant, files)
+        write_config(self.config, root, self.port, variant, files, s3)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

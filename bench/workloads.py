@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -87,6 +87,8 @@ class Context:
     profile: Profile
     workdir: Path
     layout: Layout
+    #: the gateway and buckets of the S3 workloads (:class:`bench.s3.S3Setup`), once it runs
+    s3: Any = None
 
 
 _T = TypeVar("_T")
@@ -125,6 +127,12 @@ class Workload:
     def rounds(self) -> int:
         """Measured rounds per server."""
         return self.profile.rounds
+
+    @property
+    def layout(self) -> Layout:
+        """Where this workload's data is written before the servers start (the S3 workloads:
+        the buckets, :class:`bench.s3.S3Layout`)."""
+        return self.ctx.layout
 
     def prepare(self) -> None:
         """Write this workload's data into the storage roots (before the servers start)."""
@@ -334,8 +342,8 @@ class BlobPush(Workload):
         finally:
             conn.close()
         # keep /tmp small: nothing reads these blobs again
-        self.ctx.layout.remove_blob(mono_digest)
-        self.ctx.layout.remove_blob(chunked_digest)
+        self.layout.remove_blob(mono_digest)
+        self.layout.remove_blob(chunked_digest)
         return result
 
 
@@ -364,11 +372,16 @@ class PackPush(Workload):
         self.metrics = (Metric("rate", f"pack push x{p.pack_versions}", "packs/s", True, 1.0),)
         self.data = PerRound(self._make)
 
+    @property
+    def versions(self) -> int:
+        """Versions pushed per measurement."""
+        return self.profile.pack_versions
+
     def _make(self, round_: int) -> list[PackVersion]:
         # versions <major>.0.<i>: the warm-up pushes major 1, round r major r+2
         major = round_ + 2
         out = []
-        for i in range(self.profile.pack_versions):
+        for i in range(self.versions):
             version = f"{major}.0.{i}"
             pack_json = json.dumps(
                 {
@@ -449,10 +462,15 @@ class Catalog(Workload):
         )
         self.expected = 0
 
+    @property
+    def repositories(self) -> int:
+        """Repositories in storage."""
+        return self.profile.catalog_repos
+
     def prepare(self) -> None:
-        names = [f"{CATALOG_PREFIX}/repo-{i:05d}" for i in range(self.profile.catalog_repos)]
-        layer = self.ctx.layout.blob(payload(KiB, "catalog-layer"))
-        self.ctx.layout.many_repositories(names, layer)
+        names = [f"{CATALOG_PREFIX}/repo-{i:05d}" for i in range(self.repositories)]
+        layer = self.layout.blob(payload(KiB, "catalog-layer"))
+        self.layout.many_repositories(names, layer)
 
     def run(self, server: Server, round_: int) -> dict[str, float]:
         headers = client.auth_headers(server)
@@ -469,8 +487,8 @@ class Catalog(Workload):
             walk = time.perf_counter() - start
         finally:
             conn.close()
-        if seen < p.catalog_repos:
-            raise client.BenchError(f"catalog walk saw {seen} of {p.catalog_repos}+ repositories")
+        if seen < self.repositories:
+            raise client.BenchError(f"catalog walk saw {seen} of {self.repositories}+ repositories")
         return {"first": first * 1000, "walk": walk}
 
 
@@ -534,7 +552,12 @@ class Memory(Workload):
 
 
 def all_workloads(ctx: Context) -> list[Workload]:
-    """Every workload, in the order they run (grouped by server variant, fewest restarts)."""
+    """Every workload, in the order they run (grouped by server variant, fewest restarts).
+
+    The S3 workloads (:mod:`bench.s3`) come last; they run with ``--only s3`` or ``--full``.
+    """
+    from bench.s3 import s3_workloads  # it builds on the classes here
+
     pulls = PullData(ctx)
     return [
         Memory(ctx),  # first: idle RSS of freshly started servers
@@ -546,4 +569,5 @@ def all_workloads(ctx: Context) -> list[Workload]:
         Catalog(ctx),
         SmallRequests(ctx, pulls, AUTH),
         SinglePull(ctx, pulls, TLS),
+        *s3_workloads(ctx),
     ]

@@ -16,7 +16,10 @@ Any failure — a port in use, storage that does not answer, indexes that cannot
 be read — is one line at level critical naming the address or key and the fix,
 then the reactor stops and :attr:`Startup.exit_status` is 1: ``paxd serve``
 returns it, and under ``twistd`` :func:`exit_with_status` makes the process
-exit with it.
+exit with it.  The one exception is network storage (S3) that is down: an
+outage, not a mistake in the configuration, so the daemon comes up, answers
+503 naming the storage (``/health`` says why) and builds its indexes once
+storage answers (tried again after 1 s, doubling up to every 30 s).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from twisted.python.failure import Failure
 
 from paxd.preflight import Prepared
 from paxd.registry.registry import Registry
+from paxd.storage.interface import StorageUnavailable
 from paxd.systemd.notify import INotifier
 
 __all__ = ["STORAGE_TIMEOUT", "Listener", "Startup", "exit_with_status"]
@@ -45,6 +49,8 @@ log = Logger(namespace="paxd")
 
 #: how long storage may take to answer the start-up probe (the daemon must give up in 5 s)
 STORAGE_TIMEOUT = 4.0
+#: network storage down at start: the indexes are built again after, at first, and at most
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 
 
 class Listener(StreamServerEndpointService):
@@ -154,6 +160,8 @@ class Startup(Service):
         #: ``None`` while all is well; 1 once start-up failed
         self.exit_status: int | None = None
         self.ready = False
+        self._delay = RETRY_FIRST
+        self._retry: Any = None
 
     def startService(self) -> None:
         super().startService()
@@ -168,15 +176,46 @@ class Startup(Service):
                 path=config.auth.htpasswd.path,
                 password=self.prepared.created_password,
             )
-        self.registry.start().addErrback(
-            lambda f: self.fail(
-                f"could not read the registry's indexes from {self.registry.driver.name} storage:"
-                f" {f.getErrorMessage()}; check storage.{config.storage.driver} in {config.source}"
-            )
-        )
+        self._index()
         Deferred.fromCoroutine(self._come_up()).addErrback(
             lambda f: self.fail(f"start-up failed: {f.getErrorMessage()}")
         )
+
+    def _outage(self, f: Failure | BaseException) -> bool:
+        """True for network storage (S3) that is down: served as 503s, not a failed start.
+
+        A local disk that cannot be used is a mistake to fix (the start fails);
+        an object store that is down now is an outage that passes, and the
+        daemon then answers 503 naming it, ``/health`` says why, and the
+        indexes are built once it answers, without a restart.
+        """
+        error = f.value if isinstance(f, Failure) else f
+        cause = (
+            error if isinstance(error, StorageUnavailable) else getattr(error, "__cause__", None)
+        )
+        return self.prepared.config.storage.driver == "s3" and isinstance(cause, StorageUnavailable)
+
+    def _index(self) -> None:
+        self._retry = None
+        self.registry.start().addErrback(self._not_indexed)
+
+    def _not_indexed(self, f: Failure) -> None:
+        config = self.prepared.config
+        if not self._outage(f):
+            self.fail(
+                f"could not read the registry's indexes from {self.registry.driver.name} storage:"
+                f" {f.getErrorMessage()}; check storage.{config.storage.driver} in {config.source}"
+            )
+            return
+        if not self.running:
+            return
+        log.error(
+            "could not build the registry's indexes ({reason}); trying again in {delay:g} s",
+            reason=f.getErrorMessage(),
+            delay=self._delay,
+        )
+        self._retry = self.reactor.callLater(self._delay, self._index)
+        self._delay = min(self._delay * 2, RETRY_MAX)
 
     async def _come_up(self) -> None:
         source = self.prepared.config.source
@@ -193,6 +232,18 @@ class Startup(Service):
                 label=listener.label,
                 scheme=listener.scheme,
             )
+        if not await self._storage_answers():
+            return
+        if self.exit_status is not None:
+            return
+        self.ready = True
+        addresses = ", ".join(lst.label for lst in self.listeners)
+        self.notifier.ready(f"serving on {addresses}")
+        log.info("registry ready ({driver} storage)", driver=self.registry.driver.name)
+
+    async def _storage_answers(self) -> bool:
+        """Probe storage (at most :data:`STORAGE_TIMEOUT` s); False once start-up failed."""
+        source = self.prepared.config.source
         driver = self.prepared.config.storage.driver
         probe = self.registry.check_health()
         late: list[bool] = []
@@ -207,19 +258,22 @@ class Startup(Service):
         except Exception as e:
             cause = e.__cause__ or e  # check_health wraps the driver's error
             reason = f"no answer in {STORAGE_TIMEOUT:g} s" if late else str(cause)
-            self.fail(
-                f"{driver} storage is not usable: {reason}; check storage.{driver} in {source}"
-            )
-            return
+            if self._outage(e) or (late and driver == "s3"):
+                log.error(
+                    "{driver} storage is not answering at start ({reason}): serving 503s"
+                    " until it does",
+                    driver=driver,
+                    reason=reason,
+                )
+            else:
+                self.fail(
+                    f"{driver} storage is not usable: {reason}; check storage.{driver} in {source}"
+                )
+                return False
         finally:
             if timer.active():
                 timer.cancel()
-        if self.exit_status is not None:
-            return
-        self.ready = True
-        addresses = ", ".join(lst.label for lst in self.listeners)
-        self.notifier.ready(f"serving on {addresses}")
-        log.info("registry ready ({driver} storage)", driver=self.registry.driver.name)
+        return True
 
     def fail(self, message: str) -> None:
         """Log *message* (one line) and stop the reactor; the exit status becomes 1."""
@@ -231,6 +285,8 @@ class Startup(Service):
         self.reactor.callWhenRunning(self.reactor.stop)
 
     def stopService(self) -> Any:
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
         self.notifier.stopping()
         return super().stopService()
 

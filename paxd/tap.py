@@ -48,6 +48,8 @@ DISK_THREADS = 16
 AUTH_THREADS = 2
 #: the catalogue's pool (README rendering, CPU-bound)
 PAGES_THREADS = 1
+#: S3 pool: requests to S3 wait on the network, so many at once (at most maxconnections)
+S3_THREADS = 32
 
 
 class Options(usage.Options):
@@ -88,12 +90,20 @@ class Options(usage.Options):
         self["tls"] = prepared.tls
 
 
-def make_storage(config: Config, runner: PoolRunner) -> IStorageDriver:
-    """The storage driver the configuration names."""
+def make_storage(
+    config: Config, runner: PoolRunner, reactor: Any = None, parent: MultiService | None = None
+) -> IStorageDriver:
+    """The storage driver the configuration names.
+
+    *runner* is the disk pool (filesystem); S3 gets a pool of its own, started
+    and stopped with *parent*, so that a slow S3 never holds up the disk.
+    """
     if config.storage.driver == "inmemory":
         from paxd.storage.memory import MemoryStorage
 
         return MemoryStorage()
+    if config.storage.s3 is not None:
+        return make_s3_storage(config, reactor, parent)
     from paxd.storage.filesystem import FilesystemStorage
 
     assert config.storage.rootdirectory is not None
@@ -113,6 +123,23 @@ def make_index(
     from paxd.shared.wiring import shared_index
 
     return shared_index(config, driver, reactor, parent)
+
+
+def make_s3_storage(config: Config, reactor: Any, parent: MultiService | None) -> IStorageDriver:
+    """The S3 driver over its own thread pool: one blocking boto3 call per thread at a time.
+
+    Imported here: boto3 costs tens of MiB that other drivers should not pay.
+    """
+    from paxd.storage.s3 import S3Storage
+
+    assert config.storage.s3 is not None and parent is not None
+    options = config.storage.s3.options()
+    # each thread holds at most one connection; readers reopen through the same client
+    pool = make_pool("paxd-s3", min(S3_THREADS, options.maxconnections))
+    ThreadPoolService(pool).setServiceParent(parent)
+    driver = S3Storage(options, PoolRunner(reactor, pool))
+    log.info("storage: {storage}", storage=driver.describe())
+    return driver
 
 
 #: what serves every client, from what one client may see (for its access); its flag:
@@ -258,7 +285,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     ThreadPoolService(disk_pool).setServiceParent(top)
     disk = PoolRunner(reactor, disk_pool)
 
-    storage = make_storage(config, disk)
+    storage = make_storage(config, disk, reactor, top)
     registry = Registry(
         storage,
         delete_enabled=config.storage.delete_enabled,
@@ -271,6 +298,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
             config.validation.index_platforms,
             config.validation.platformlist,
         ),
+        redirect=config.storage.redirects,
     )
     protect = make_protect(config, reactor, top)
     root = RegistryRoot(
@@ -278,6 +306,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         headers=config.http.headers,
         api_factory=api_factory(registry, protect),
         catalogue=make_catalogue(config, registry, protect, reactor, top),
+        clock=reactor,
     )
     site = RegistrySite(
         root,

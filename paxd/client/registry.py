@@ -121,7 +121,11 @@ class RegistryClient:
     # -- blobs ----------------------------------------------------------------------
 
     def blob_exists(self, name: str, digest: str) -> bool:
-        """True if the repository *name* has the blob."""
+        """True if the repository *name* has the blob.
+
+        A registry on S3 redirects the HEAD to its storage, as distribution
+        does: the transport follows it, so the storage's answer is the one that counts.
+        """
         resp = self.t.request("HEAD", self._path(name, "blobs", digest))
         if resp.status == 404:
             return False

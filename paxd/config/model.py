@@ -25,6 +25,7 @@ from paxd.config import rules
 from paxd.config.connections import ConnectionsConfig
 from paxd.config.decode import or_list
 from paxd.config.redis import RedisConfig
+from paxd.config.s3 import S3Config
 from paxd.config.schema import (
     ANY,
     LEAF,
@@ -87,6 +88,7 @@ __all__ = [
     "MaintenanceConfig",
     "PacksConfig",
     "ReadOnlyConfig",
+    "S3Config",
     "StorageConfig",
     "StorageDriverHealthConfig",
     "StorageRedirectConfig",
@@ -232,6 +234,8 @@ class StorageConfig:
     driver: str = "filesystem"
     filesystem: FilesystemConfig | None = alternative(FilesystemConfig, default_driver=True)
     inmemory: InMemoryConfig | None = alternative(InMemoryConfig)
+    #: distribution's keys and the vendor's host/port (paxd/config/s3.py)
+    s3: S3Config | None = alternative(S3Config)
     delete: DeleteConfig = section(DeleteConfig)
     redirect: StorageRedirectConfig = section(StorageRedirectConfig)
     cache: Any = unimplemented(
@@ -258,6 +262,14 @@ class StorageConfig:
     def redirect_disabled(self) -> bool:
         """``storage.redirect.disable``."""
         return self.redirect.disable
+
+    @property
+    def redirects(self) -> bool:
+        """Whether blob downloads may redirect to the storage (distribution: on unless disabled).
+
+        Only drivers that can hand out URLs (s3) ever redirect.
+        """
+        return not self.redirect.disable
 
 
 # --- http -------------------------------------------------------------------------------------

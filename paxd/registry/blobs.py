@@ -21,9 +21,12 @@ from paxd.registry.errors import RegistryError, blob_unknown
 from paxd.registry.holders import BlobHolders
 from paxd.registry.links import delete_quietly, read_link, write_link
 from paxd.registry.reference import Digest, parse_digest, parse_name
-from paxd.storage.interface import IReader, PathNotFound
+from paxd.storage.interface import IReader, IRedirectingDriver, PathNotFound
 
 log = Logger()
+
+#: how long a redirect's URL serves the blob: distribution's 20 minutes
+REDIRECT_EXPIRY = 20 * 60.0
 
 
 @attrs.frozen
@@ -124,6 +127,23 @@ class BlobStore:
             raise blob_unknown(digest) from None
         # the size of the file opened, whatever was remembered
         return OpenBlob(BlobInfo(info.digest, reader.size), wanted, reader)
+
+    @deferred
+    async def url(self, digest: str, method: str = "GET") -> tuple[BlobInfo, str]:
+        """A linked blob and a URL of the storage's that serves it (*method*: GET or HEAD).
+
+        Only when the registry redirects (:attr:`StoreContext.redirect`); the
+        URL is valid for :data:`REDIRECT_EXPIRY` seconds.  BLOB_UNKNOWN if the
+        repository does not link the blob.
+        """
+        driver = self._context.driver
+        if not self._context.redirect or not IRedirectingDriver.providedBy(driver):
+            raise RuntimeError("this registry does not redirect blob downloads")
+        info = await self.linked(parse_digest(digest))
+        if info is None:
+            raise blob_unknown(digest)
+        target: str = await driver.url_for(layout.blob_data(info.digest), REDIRECT_EXPIRY, method)
+        return info, target
 
     @deferred
     async def delete(self, digest: str) -> None:

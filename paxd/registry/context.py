@@ -55,6 +55,8 @@ class StoreContext:
     :ivar max_page: ``catalog.maxentries``.
     :ivar references: what a pushed manifest must find in its repository
         (``validation.manifests``: sparse manifests).
+    :ivar redirect: blob downloads may redirect to the storage (``storage.redirect``)
+        when the driver offers URLs.
     :ivar now: the clock (upload start times, health probes).
     :ivar new_uuid: makes upload ids.
     """
@@ -69,6 +71,7 @@ class StoreContext:
     parent_tags: bool = True
     max_page: int = 1000
     references: ReferenceChecks = attrs.field(factory=ReferenceChecks)
+    redirect: bool = False
 
     def page_size(self, n: int | None) -> int:
         """The size of a listing page asked as *n* (PAGINATION_NUMBER_INVALID beyond the max)."""

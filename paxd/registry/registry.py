@@ -47,7 +47,12 @@ from paxd.registry.reference import parse_name
 from paxd.registry.references import ReferenceChecks
 from paxd.registry.repository import Repository
 from paxd.registry.uploads import UploadStates
-from paxd.storage.interface import IStorageDriver, PathNotFound, StorageError
+from paxd.storage.interface import (
+    IRedirectingDriver,
+    IStorageDriver,
+    PathNotFound,
+    StorageError,
+)
 
 log = Logger()
 
@@ -79,6 +84,9 @@ class Registry:
     :param references: ``validation.manifests``: which references a pushed
         manifest must find in its repository (all, by default; see
         :mod:`paxd.registry.references` for sparse manifests).
+    :param redirect: distribution's ``storage.redirect`` (on unless
+        ``disable``): blob downloads are answered with a URL of the storage,
+        when the driver has them (:class:`~paxd.storage.interface.IRedirectingDriver`).
     """
 
     def __init__(
@@ -93,6 +101,7 @@ class Registry:
         parent_tags: bool = True,
         index: IRegistryIndex | None = None,
         references: ReferenceChecks | None = None,
+        redirect: bool = False,
     ) -> None:
         if index is None:
             index = InProcessIndex(driver, parent_tags)
@@ -109,6 +118,7 @@ class Registry:
             parent_tags=parent_tags,
             max_page=max_page,
             references=references if references is not None else ReferenceChecks(),
+            redirect=redirect and IRedirectingDriver.providedBy(driver),
         )
         if not self.context.references.complete:
             log.warn("{checks}", checks=self.context.references.describe())
@@ -125,6 +135,11 @@ class Registry:
     def max_page(self) -> int:
         """``catalog.maxentries``: the default and largest page of a listing."""
         return self.context.max_page
+
+    @property
+    def redirects(self) -> bool:
+        """True if blob downloads are redirected to the storage (see :meth:`BlobStore.url`)."""
+        return self.context.redirect
 
     @property
     def readonly(self) -> bool:

@@ -1,4 +1,11 @@
-"""``GET/HEAD/DELETE <prefix>/<name>/blobs/<digest>``: blob downloads, ranges and deletes."""
+"""``GET/HEAD/DELETE <prefix>/<name>/blobs/<digest>``: blob downloads, ranges and deletes.
+
+With storage that hands out URLs (S3) and ``storage.redirect`` not disabled, a
+GET or HEAD is answered ``307`` to a presigned URL, as distribution does
+(``Range`` is then the storage's to answer).  Not for ``?type=`` (a pack logo a
+browser shows): paxd serves those itself, so the filtered ``Content-Type`` and
+the ``http.headers`` (``nosniff``, a CSP ``img-src 'self'``) stay on the answer.
+"""
 
 from __future__ import annotations
 
@@ -127,8 +134,18 @@ class BlobEndpoint(Endpoint):
             "Content-Type": served_type(query(request, "type")),
         }
 
+    def _redirects(self, request: IRequest) -> bool:
+        return self.registry.redirects and query(request, "type") is None
+
+    async def _redirect(self, method: str) -> Response:
+        """307 to where the storage serves the blob itself (the link is checked first)."""
+        info, target = await self.repository.blobs.url(self.digest, method)
+        return Response(307, {"Location": target, "Docker-Content-Digest": str(info.digest)})
+
     async def do_HEAD(self, request: IRequest) -> Response:
-        """Headers only, with the length a GET would send."""
+        """Headers only, with the length a GET would send (or a redirect, as a GET's)."""
+        if self._redirects(request):
+            return await self._redirect("HEAD")
         info = await self.repository.blobs.stat(self.digest)
         headers = self._headers(request, info)
         span = parse_range(header(request, "Range"), info.size)
@@ -138,8 +155,10 @@ class BlobEndpoint(Endpoint):
         headers["Content-Range"] = f"bytes {first}-{last}/{info.size}"
         return Response(206, headers, length=last - first + 1)
 
-    async def do_GET(self, request: IRequest) -> None:
-        """Stream the blob (or the asked range) through a :class:`ReaderProducer`."""
+    async def do_GET(self, request: IRequest) -> Response | None:
+        """Stream the blob (or the asked range) through a :class:`ReaderProducer`, or redirect."""
+        if self._redirects(request):
+            return await self._redirect("GET")
         range_header = header(request, "Range")
         # the range is checked against the blob's size as the blob is opened: one call
         span = functools.partial(parse_range, range_header) if range_header is not None else None

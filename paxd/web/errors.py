@@ -20,7 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from paxd.registry.errors import RegistryError
-from paxd.storage.interface import StorageFull
+from paxd.storage.interface import InvalidPath, StorageError, StorageFull, StorageUnavailable
 
 log = Logger()
 
@@ -114,8 +114,26 @@ def internal_error() -> RegistryError:
     return HTTPError("UNAVAILABLE", "internal error", status=500)
 
 
+def storage_unavailable(error: StorageError) -> RegistryError:
+    """503 UNAVAILABLE for a storage failure: not the client's doing, and worth a retry.
+
+    The message names the storage and why (S3's bucket and endpoint); the
+    detail has the storage alone, for clients that read it.
+    """
+    storage = error.storage if isinstance(error, StorageUnavailable) else "storage"
+    return RegistryError(
+        "UNAVAILABLE",
+        f"storage is unavailable: {error}" if storage == "storage" else str(error),
+        detail={"storage": storage},
+    )
+
+
 def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
-    """The error to send for *f*: a RegistryError as it is; anything else logged, then a 500."""
+    """The error to send for *f*: a RegistryError as it is, a storage failure a 503.
+
+    Anything else (an invalid storage path included: a bug, not the storage's
+    doing) is logged with its traceback and answered 500.
+    """
     if f.check(RegistryError):
         error = f.value
         assert isinstance(error, RegistryError)
@@ -128,6 +146,10 @@ def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
         )
     method = request.method.decode("latin-1", "replace") if request is not None else "?"
     uri = request.uri[:300].decode("latin-1", "replace") if request is not None else "?"
+    if f.check(StorageError) and not f.check(InvalidPath):
+        assert isinstance(f.value, StorageError)
+        log.warn("{method} {uri}: 503, {reason}", method=method, uri=uri, reason=str(f.value)[:500])
+        return storage_unavailable(f.value)
     log.failure("unexpected failure answering {method} {uri}", f, method=method, uri=uri)
     return internal_error()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
@@ -32,6 +33,7 @@ class RegistryRoot(Resource):
     :param catalogue: what serves the catalogue's pages (``packs.catalogue``;
         see :mod:`paxd.web.catalogue`), behind the same guard as the API; None
         to serve none, so that ``/`` answers browsers as it answers API clients.
+    :param clock: for ``/health``'s deadline (none without a clock).
     """
 
     def __init__(
@@ -41,13 +43,14 @@ class RegistryRoot(Resource):
         headers: Mapping[str, Iterable[str]] | None = None,
         api_factory: Callable[[bytes], IResource] | None = None,
         catalogue: IResource | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         super().__init__()
         self.registry = registry
         self.catalogue = catalogue
         self.raw_headers: RawHeaders = encode_headers(headers)
         factory = api_factory or (lambda prefix: APIResource(registry, OPEN_ACCESS, prefix))
-        self.putChild(b"health", HealthResource(registry))
+        self.putChild(b"health", HealthResource(registry, clock))
         for prefix in PREFIXES:
             self.putChild(prefix.lstrip(b"/"), factory(prefix))
 

@@ -55,9 +55,9 @@ class StorageTests(ErrorAssertions):
 
     def test_unsupported_driver(self) -> None:
         self.assertConfigError(
-            "version: 0.1\nstorage: {s3: {bucket: b}}",
+            "version: 0.1\nstorage: {gcs: {bucket: b}}",
             "storage",
-            "storage: driver 's3' is not supported yet; use filesystem or inmemory",
+            "storage: driver 'gcs' is not supported yet; use filesystem, inmemory or s3",
         )
 
     def test_wrong_types(self) -> None:

@@ -608,19 +608,21 @@ def start_paxd(
     case: Any = None,
     *,
     env: Mapping[str, str] | None = None,
+    ready_path: str = "/health",
 ) -> Deferred[Daemon]:
     """Start paxd with ``config`` (distribution's YAML, as a dict) and wait for ``GET /health``.
 
     ``http.addr`` defaults to a free loopback port.  With ``case`` (a trial
     TestCase) the daemon is stopped in the test's cleanup.  Skips (or fails
-    under CI) when paxd cannot be started at all.
+    under CI) when paxd cannot be started at all.  *ready_path*: another
+    readiness probe (``/v2/`` for a daemon whose storage is down on purpose).
     """
     if os.environ.get("PAXD_INTEROP_STANDIN") == "distribution":
         # proves the harness and the tests' expectations against the reference
         # alone; tests of paxd-only behaviour skip themselves (Daemon.kind)
         return start_distribution(config, tmpdir, case, env=env)
     require_paxd()
-    return _start("paxd", paxd_argv, config, tmpdir, "/health", case, env)
+    return _start("paxd", paxd_argv, config, tmpdir, ready_path, case, env)
 
 
 def start_distribution(

@@ -1,5 +1,9 @@
 """paxd's S3 driver and Docker distribution's on one RADOS Gateway bucket, both ways.
 
+First the driver alone (:class:`S3InteropTests`), then the daemons themselves
+(:class:`DaemonInteropTests`): skopeo and paxctl push through one, and the
+other serves the same bytes.
+
 Debian's ``docker-registry`` (distribution 2.8.2) runs with its own ``s3``
 driver against a bucket of the test gateway (:mod:`tests.support.rgw`);
 paxd's :class:`~paxd.storage.s3.S3Storage` works on the same bucket and root
@@ -17,6 +21,7 @@ import random
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from paxd.registry import layout
@@ -30,12 +35,18 @@ from tests.integration.harness import (
     Daemon,
     HTTPResponse,
     MiB,
+    OCIImage,
     absolute,
+    build_oci_layout,
     http_request,
+    read_layout_blobs,
     sha256_digest,
+    skopeo_copy,
+    skopeo_inspect_raw,
     start_distribution,
     with_query,
 )
+from tests.integration.s3support import S3DaemonCase, same_tree
 from tests.support.rgw import rgw
 
 ROOT = "/registry-root"
@@ -190,3 +201,72 @@ class S3InteropTests(TestCase):
         self.assertEqual(tags.json(), {"name": name, "tags": ["v1"]})
         catalog = await http_request("GET", f"{registry.url}/v2/_catalog")
         self.assertEqual(catalog.json(), {"repositories": [name]})
+
+
+class DaemonInteropTests(S3DaemonCase):
+    """The daemons themselves on one bucket: paxd and Debian's docker-registry, both ways."""
+
+    async def image(self, name: str, seed: int) -> OCIImage:
+        path = self.tmp / name
+        return await deferToThread(build_oci_layout, path, tag="v1", seed=seed, big_size=11 * MiB)
+
+    async def copy_out(self, registry: Daemon, reference: str, image: OCIImage) -> None:
+        """skopeo copies *reference* out of *registry*: the same bytes as *image*, every blob."""
+        out = self.tmp / f"out-{registry.kind}-{reference.replace('/', '-').replace(':', '-')}"
+        await skopeo_copy(self.tmp, f"docker://{registry.host}/{reference}", f"oci:{out}:v1")
+        self.assertEqual(read_layout_blobs(out), read_layout_blobs(image.path))
+        raw = await skopeo_inspect_raw(self.tmp, f"docker://{registry.host}/{reference}")
+        self.assertEqual(raw, image.manifest)
+        for digest in (image.layer_digest, image.config_digest):
+            blob = await self.fetch(registry, reference.split(":")[0], digest)
+            self.assertEqual(sha256_digest(blob), digest)
+
+    async def fetch(self, registry: Daemon, name: str, digest: str) -> bytes:
+        """A blob's bytes, following the redirect to the gateway (both redirect by default)."""
+        answer = await http_request("GET", f"{registry.url}/v2/{name}/blobs/{digest}")
+        self.assertEqual(answer.status, 307, answer.describe())
+        target = answer.header("Location") or ""
+        self.assertTrue(target.startswith(f"{self.gateway.endpoint}/{self.bucket}/"), target)
+        fetched = await http_request("GET", target)
+        self.assertEqual(fetched.status, 200, fetched.describe())
+        return fetched.body
+
+    async def test_each_serves_what_the_other_pushed(self) -> None:
+        paxd, distribution = await self.paxd(), await self.distribution()
+        ours, theirs = await self.image("ours", 21), await self.image("theirs", 22)
+        await skopeo_copy(self.tmp, ours.ref, f"docker://{paxd.host}/lib/ours:v1")
+        await skopeo_copy(self.tmp, theirs.ref, f"docker://{distribution.host}/lib/theirs:v1")
+        await self.copy_out(distribution, "lib/ours:v1", ours)
+        await self.copy_out(paxd, "lib/theirs:v1", theirs)
+        for registry in (paxd, distribution):
+            for name in ("lib/ours", "lib/theirs"):
+                tags = await http_request("GET", f"{registry.url}/v2/{name}/tags/list")
+                self.assertEqual(tags.json(), {"name": name, "tags": ["v1"]}, registry.kind)
+        catalog = await http_request("GET", distribution.url + "/v2/_catalog")
+        self.assertEqual(catalog.json(), {"repositories": ["lib/ours", "lib/theirs"]})
+        # a paxd started now finds distribution's repository by walking the bucket
+        fresh = await self.paxd()
+        catalog = await http_request("GET", fresh.url + "/v2/_catalog")
+        self.assertEqual(catalog.json(), {"repositories": ["lib/ours", "lib/theirs"]})
+
+    async def test_packs_through_distribution_then_paxd(self) -> None:
+        """paxctl pushes to distribution on S3; paxd, started after, indexes the pack."""
+        distribution = await self.distribution()
+        pack = self.sample_pack("cni-flannel", "0.24.2")
+        await self.paxctl("pack", "push", str(pack), "-r", distribution.host, "--insecure")
+        paxd = await self.paxd()
+
+        async def indexed() -> None:
+            packs = await http_request("GET", paxd.url + "/v1/_packs")
+            (flannel,) = packs.json()["packs"]
+            self.assertEqual([t["tag"] for t in flannel["tags"]], ["0.24.2"])
+
+        await self.eventually(indexed)
+        out = self.tmp / "pulled"
+        await self.paxctl(
+            "pack", "pull", "cni-flannel:0.24.2", str(out), "-r", paxd.host, "--insecure"
+        )
+        self.assertEqual(same_tree(pack, out), [])
+        # and the parent tags paxd wrote at start-up, distribution serves
+        tags = await http_request("GET", distribution.url + "/v2/cni-flannel/tags/list")
+        self.assertEqual(tags.json()["tags"], ["0.24.2", "0.24.x", "0.x"])

@@ -1,6 +1,7 @@
 """Broken peers on loopback, for testing how clients fail and recover.
 
-- :class:`Forwarder`: a TCP relay to a real server that can be cut and restored on the same port
+- :class:`Forwarder`: a TCP relay to a real server that can be cut (or stalled) and restored on
+  the same port
 - :class:`SilentServer`: accepts connections and never answers
 - :class:`StatusServer`: answers every HTTP request with one status (503 by default)
 
@@ -19,9 +20,13 @@ from contextlib import suppress
 from tests.integration.harness import free_port
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(
+    source: socket.socket, sink: socket.socket, flowing: threading.Event | None = None
+) -> None:
     with suppress(OSError):
         while data := source.recv(65536):
+            if flowing is not None:
+                flowing.wait()  # stalled: hold the bytes, answer nothing
             sink.sendall(data)
     for s in (source, sink):
         with suppress(OSError):
@@ -32,7 +37,8 @@ class Forwarder:
     """Relays loopback connections on :attr:`port` to *target_port*; :meth:`cut` drops them all.
 
     While cut, the port refuses connections (nothing listens); :meth:`restore`
-    listens on the same port again.
+    listens on the same port again.  :meth:`stall` keeps every connection open
+    but relays nothing (a server that stopped answering) until :meth:`restore`.
     """
 
     def __init__(self, target_port: int, port: int | None = None) -> None:
@@ -41,9 +47,18 @@ class Forwarder:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Keep accepting and holding connections, but relay no byte either way."""
+        self._flowing.clear()
 
     def restore(self) -> None:
-        """Listen (again) and relay every connection."""
+        """Listen (again) and relay every connection (a stall ends)."""
+        self._flowing.set()
+        if self._listener is not None:
+            return
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -62,11 +77,11 @@ class Forwarder:
                     continue
                 with self._lock:
                     self._connections += [client, server]
-                threading.Thread(target=_pump, args=(client, server), daemon=True).start()
-                threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+                for pair in ((client, server), (server, client)):
+                    threading.Thread(target=_pump, args=(*pair, self._flowing), daemon=True).start()
 
     def cut(self) -> None:
-        """Stop listening and reset every relayed connection."""
+        """Stop listening and reset every relayed connection (a stall ends too)."""
         if self._listener is not None:
             # shutdown wakes the thread blocked in accept(); close alone would not
             with suppress(OSError):
@@ -75,6 +90,7 @@ class Forwarder:
             self._listener = None
         with self._lock:
             connections, self._connections = self._connections, []
+        self._flowing.set()  # held pumps find their sockets closed
         for s in connections:
             with suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)

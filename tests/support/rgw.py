@@ -78,7 +78,7 @@ paxos_propose_interval = 0.1
 mon_data = {work}/mon
 osd_data = {work}/osd
 osd_objectstore = memstore
-memstore_device_bytes = 4294967296
+memstore_device_bytes = {memstore_bytes}
 run_dir = {work}/run
 admin_socket = {work}/run/$name.asok
 log_file = {work}/log/$name.log
@@ -91,7 +91,7 @@ rgw_dynamic_resharding = false
 rgw_enable_lc_threads = false
 # deleted objects give their space back during a run (default: after 2 h)
 rgw_gc_obj_min_wait = 60
-"""
+{extra}"""
 
 # Kills the daemons' process groups and removes the directory once stdin
 # closes: when the test process exits, cleanly or not.
@@ -235,10 +235,14 @@ class RGW:
             self.watchdog = None
 
 
+#: the memory-backed OSD's size: what the tests store at most at once
+MEMSTORE_BYTES = 4 * 1024**3
+
+
 class _Cluster:
     """Brings a cluster up step by step (blocking)."""
 
-    def __init__(self) -> None:
+    def __init__(self, memstore_bytes: int = MEMSTORE_BYTES, extra: str = "") -> None:
         self.work = Path(tempfile.mkdtemp(prefix="paxd-rgw-"))
         for sub in ("mon", "osd", "run", "log", "rgw"):
             (self.work / sub).mkdir()
@@ -247,7 +251,12 @@ class _Cluster:
         self.fsid = str(uuid.uuid4())
         self.conf.write_text(
             CEPH_CONF.format(
-                fsid=self.fsid, mon_port=self.mon_port, rgw_port=self.rgw_port, work=self.work
+                fsid=self.fsid,
+                mon_port=self.mon_port,
+                rgw_port=self.rgw_port,
+                work=self.work,
+                memstore_bytes=memstore_bytes,
+                extra=extra,
             )
         )
         self.env = {**os.environ, "CEPH_CONF": str(self.conf)}
@@ -333,11 +342,15 @@ def require_ceph() -> None:
         raise SkipTest(message)
 
 
-def start_rgw() -> RGW:
-    """Start a new cluster and gateway (blocking); raise RuntimeError quoting logs if it fails."""
+def start_rgw(memstore_bytes: int = MEMSTORE_BYTES, extra: str = "") -> RGW:
+    """Start a new cluster and gateway (blocking); raise RuntimeError quoting logs if it fails.
+
+    *memstore_bytes*: the OSD's size (in memory); *extra*: more ``ceph.conf``
+    lines for ``[global]`` (the benchmarks collect deleted objects sooner).
+    """
     require_ceph()
     began = time.monotonic()
-    cluster = _Cluster()
+    cluster = _Cluster(memstore_bytes, extra)
     watchdog = None
     try:
         cluster.start()

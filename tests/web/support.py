@@ -105,6 +105,7 @@ class RegistryWebTestCase(SynchronousTestCase):
         path: str,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        allow_redirects: bool = True,
     ) -> Answer:
         """Send one request to ``http://registry.test<path>`` and read the whole answer."""
         url = "http://registry.test" + path
@@ -113,6 +114,7 @@ class RegistryWebTestCase(SynchronousTestCase):
             url,
             data=body,
             headers={k: [v] for k, v in (headers or {}).items()},
+            allow_redirects=allow_redirects,
         )
         self.client.flush()
         response = self.successResultOf(d)

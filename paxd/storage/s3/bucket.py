@@ -19,7 +19,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -176,7 +176,11 @@ class Bucket:
             body.close()
 
     def put(
-        self, key: str, content: bytes, metadata: dict[str, str] | None = None, **extra: Any
+        self,
+        key: str,
+        content: bytes | IO[bytes],
+        metadata: dict[str, str] | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         """Store *content* at *key* in one request (atomic: readers see old or new)."""
         args: dict[str, Any] = {"Bucket": self.name, "Key": key, "Body": content}
@@ -265,7 +269,9 @@ class Bucket:
             args["Metadata"] = metadata
         return str(self.client.create_multipart_upload(**args)["UploadId"])
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
+    def upload_part(
+        self, key: str, upload_id: str, number: int, data: bytes | IO[bytes]
+    ) -> dict[str, Any]:
         """Send part *number*; the ``{"PartNumber", "ETag"}`` to complete with."""
         response = self.client.upload_part(
             Bucket=self.name, Key=key, UploadId=upload_id, PartNumber=number, Body=data

@@ -346,7 +346,20 @@ class S3Storage:
             await self._call(source, self._bucket.copy, extents[0][0], destination_key)
         else:
             await self._multipart_copy(source, extents, destination_key)
-        await self._call(source, self._delete, source)
+        await self._call(source, self._drop_moved, source, extents)
+
+    def _drop_moved(self, path: str, extents: list[tuple[str, int]]) -> None:
+        """Delete the file just copied: its object, or its table and segments.
+
+        Unlike :meth:`_delete`, nothing is looked up first (one request for a
+        plain object): the copy just read what the file is made of.
+        """
+        b = self._bucket
+        key = b.key(path)
+        doomed = [key]
+        if [k for k, _ in extents] != [key]:
+            doomed += b.list_keys(segment_prefix(key))
+        b.delete_keys(doomed)
 
     async def _multipart_copy(
         self, path: str, extents: list[tuple[str, int]], destination: str

@@ -1,11 +1,12 @@
 """The S3 driver's options: Docker distribution's ``storage.s3`` keys, checked once.
 
-The configuration layer builds one :class:`S3Options` from the YAML section
-(the keys are distribution's, spelled the same) and hands it to
-:class:`~paxd.storage.s3.driver.S3Storage`.  Values are converted the way
+The configuration layer (:mod:`paxd.config.s3`) builds one :class:`S3Options`
+from the YAML section (the keys are distribution's, spelled the same) and hands
+it to :class:`~paxd.storage.s3.driver.S3Storage`.  Values are converted the way
 distribution converts them (``"true"`` is a boolean, ``"10485760"`` an
-integer), and a bad value raises :class:`ValueError` naming the key and what it
-accepts, for the configuration layer to turn into its own error.
+integer); a bad value raises :class:`ValueError` (:class:`InvalidOption`,
+naming the key, for checks and combinations), which the configuration layer
+turns into its own error naming the file and the key.
 
 Beyond distribution's keys: the vendor's ``host``/``port`` form (for MinIO),
 which becomes ``regionendpoint``, and a few of paxd's own (timeouts, retries,
@@ -46,6 +47,14 @@ OBJECT_ACLS = (
     "bucket-owner-read",
     "bucket-owner-full-control",
 )
+
+
+class InvalidOption(ValueError):
+    """An option (or a combination of them) the driver cannot run with; names the key at fault."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def to_bool(value: Any) -> bool:
@@ -92,8 +101,9 @@ def to_optional_str(value: Any) -> str | None:
 def _between(low: int, high: int) -> Any:
     def check(instance: S3Options, attribute: attrs.Attribute[int], value: int) -> None:
         if not low <= value <= high:
-            raise ValueError(
-                f"{attribute.name} must be between {low} and {high} (inclusive), not {value}"
+            raise InvalidOption(
+                attribute.name,
+                f"{attribute.name} must be between {low} and {high} (inclusive), not {value}",
             )
 
     return check
@@ -101,13 +111,16 @@ def _between(low: int, high: int) -> Any:
 
 def _positive(instance: S3Options, attribute: attrs.Attribute[float], value: float) -> None:
     if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, not {value}")
+        raise InvalidOption(attribute.name, f"{attribute.name} must be positive, not {value}")
 
 
 def _storage_class(value: Any) -> str:
     upper = str(value).upper()
     if upper not in STORAGE_CLASSES:
-        raise ValueError(f"storageclass must be one of {', '.join(STORAGE_CLASSES)}, not {value!r}")
+        raise InvalidOption(
+            "storageclass",
+            f"storageclass must be one of {', '.join(STORAGE_CLASSES)}, not {value!r}",
+        )
     return upper
 
 
@@ -115,7 +128,9 @@ def _object_acl(value: Any) -> str | None:
     if value is None:
         return None
     if value not in OBJECT_ACLS:
-        raise ValueError(f"objectacl must be one of {', '.join(OBJECT_ACLS)}, not {value!r}")
+        raise InvalidOption(
+            "objectacl", f"objectacl must be one of {', '.join(OBJECT_ACLS)}, not {value!r}"
+        )
     return str(value)
 
 
@@ -173,19 +188,26 @@ class S3Options:
 
     def __attrs_post_init__(self) -> None:
         if not self.bucket:
-            raise ValueError("bucket is required")
+            raise InvalidOption("bucket", "bucket is required")
         if self.regionendpoint is not None and self.host is not None:
-            raise ValueError("give either regionendpoint or host (and port), not both")
+            raise InvalidOption("host", "give either regionendpoint or host (and port), not both")
         if self.port is not None and self.host is None:
-            raise ValueError("port needs host")
+            raise InvalidOption("port", "port needs host")
         if self.endpoint_url is None and self.region is None:
-            raise ValueError("region is required unless regionendpoint (or host) is given")
+            raise InvalidOption(
+                "region", "region is required unless regionendpoint (or host) is given"
+            )
         if (self.accesskey is None) != (self.secretkey is None):
-            raise ValueError("accesskey and secretkey go together: give both or neither")
+            missing = "secretkey" if self.secretkey is None else "accesskey"
+            raise InvalidOption(
+                missing, "accesskey and secretkey go together: give both or neither"
+            )
         if not self.v4auth and (
             self.endpoint_url is None or "amazonaws.com" in (self.endpoint_url or "")
         ):
-            raise ValueError("Amazon S3 needs v4auth: true (signature version 2 is refused)")
+            raise InvalidOption(
+                "v4auth", "Amazon S3 needs v4auth: true (signature version 2 is refused)"
+            )
 
     @property
     def endpoint_url(self) -> str | None:

@@ -33,6 +33,7 @@ from zope.interface import implementer
 
 from paxd.storage.interface import Hasher, IReader, IWriter, StorageError
 from paxd.storage.s3.bucket import Bucket, error_code
+from paxd.storage.s3.buffers import PartBuffer
 from paxd.storage.s3.options import MIN_PART
 from paxd.storage.s3.segments import (
     Segment,
@@ -59,40 +60,46 @@ PARTS_IN_FLIGHT = 2
 # -- writing (pool side) ---------------------------------------------------------
 
 #: a part ready to send: its number and its bytes
-Part = tuple[int, bytes]
+Part = tuple[int, PartBuffer]
 
 
 class Upload:
     """One object written as its data comes: full parts leave at once, the rest at finish.
 
-    *seed* is content the object starts with (an append's read-back).
+    *seed* is content the object starts with (an append's read-back).  Each
+    part is gathered in a :class:`~paxd.storage.s3.buffers.PartBuffer`,
+    unmapped once it is sent.
     """
 
     def __init__(self, bucket: Bucket, key: str, chunksize: int, seed: bytes = b"") -> None:
         self._bucket = bucket
         self.key = key
         self._chunksize = chunksize
-        self._buffer = bytearray(seed)
+        self._buffer = PartBuffer(chunksize)
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._numbered = 0
         #: bytes in this object so far (sent or buffered)
-        self.size = len(seed)
+        self.size = 0
+        if seed:
+            self.add(seed)
 
     def add(self, data: bytes) -> list[Part]:
         """Buffer *data*; the parts it filled, numbered, for :meth:`send` (in any order)."""
-        self._buffer += data
-        self.size += len(data)
         ready = []
-        while len(self._buffer) >= self._chunksize:
-            ready.append(self._take(self._chunksize))
+        view = memoryview(data)
+        while view:
+            taken = self._buffer.append(view)
+            view = view[taken:]
+            self.size += taken
+            if self._buffer.full:
+                ready.append(self._take())
         return ready
 
-    def _take(self, length: int) -> Part:
+    def _take(self) -> Part:
         if self._upload_id is None:
             self._upload_id = self._bucket.start_upload(self.key)
-        part = bytes(memoryview(self._buffer)[:length])
-        del self._buffer[:length]
+        part, self._buffer = self._buffer, PartBuffer(self._chunksize)
         self._numbered += 1
         return self._numbered, part
 
@@ -100,7 +107,11 @@ class Upload:
         """Upload one part :meth:`add` handed out (several may be sent at once)."""
         assert self._upload_id is not None
         number, data = part
-        self._parts.append(self._bucket.upload_part(self.key, self._upload_id, number, data))
+        try:
+            sent = self._bucket.upload_part(self.key, self._upload_id, number, data.reader())
+        finally:
+            data.close()
+        self._parts.append(sent)
 
     def finish(self) -> None:
         """Make what was added the object at :attr:`key` (one PUT if no part was sent).
@@ -108,12 +119,15 @@ class Upload:
         Every part :meth:`add` handed out must have been sent.
         """
         if self._upload_id is None:
-            self._bucket.put(self.key, bytes(self._buffer))
-            self._buffer = bytearray()
+            try:
+                self._bucket.put(self.key, self._buffer.reader())
+            finally:
+                self._buffer.close()
             return
-        if self._buffer:
+        if self._buffer.length:
             # the last part may be smaller than S3's minimum
-            self.send(self._take(len(self._buffer)))
+            self.send(self._take())
+        self._buffer.close()
         upload_id, self._upload_id = self._upload_id, None
         try:
             self._bucket.complete_upload(self.key, upload_id, self._parts)
@@ -124,7 +138,7 @@ class Upload:
 
     def abort(self) -> None:
         """Drop what was added; the object at :attr:`key` stays as it was."""
-        self._buffer = bytearray()
+        self._buffer.close()
         upload_id, self._upload_id = self._upload_id, None
         if upload_id is not None:
             self._bucket.abort_upload(self.key, upload_id)
@@ -404,7 +418,12 @@ class _Serial:
 
 @implementer(IReader)
 class S3Reader(_Serial):
-    """Reads one file from S3 through a :class:`Stream`, in the pool."""
+    """Reads one file from S3 through a :class:`Stream`, in the pool.
+
+    No read ahead: tried, it gained nothing on 256 MiB pulls (a pool thread
+    reading the next chunk while the reactor writes this one competes with it
+    for the GIL on a 2-core machine).
+    """
 
     def __init__(
         self, runner: Runner, bucket: Bucket, path: str, stream: Stream, size: int
