@@ -170,7 +170,9 @@ def make_api_factory(
         realm_name=htpasswd.realm,
         admins=frozenset(htpasswd.admins),
         anonymous_read=htpasswd.anonymous == "read",
-        throttle=Throttle(reactor),
+        # one check at a time per bcrypt thread, in turn across client addresses
+        throttle=Throttle(reactor, concurrency=AUTH_THREADS),
+        verified=checker.is_verified,
     )
 
 

@@ -40,7 +40,7 @@ from collections.abc import Callable
 import attrs
 import bcrypt
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -297,6 +297,15 @@ def _reload(path: str, old: _Stamp | None) -> _Reload | None:
     return _Reload(stamp, parsed, dummies=Dummies.make(parsed.costs()))
 
 
+def _as_bytes(credentials: IUsernamePassword) -> tuple[bytes, bytes]:
+    """The user and password of *credentials*, as bytes."""
+    raw_user: bytes | str = credentials.username
+    raw_password: bytes | str = credentials.password
+    user = raw_user.encode("utf-8") if isinstance(raw_user, str) else raw_user
+    password = raw_password.encode("utf-8") if isinstance(raw_password, str) else raw_password
+    return user, password
+
+
 @implementer(ICredentialsChecker)
 class HtpasswdChecker:
     """Checks ``IUsernamePassword`` credentials against an htpasswd file of bcrypt hashes.
@@ -435,11 +444,20 @@ class HtpasswdChecker:
     def _cache_key(self, user: bytes, password: bytes) -> bytes:
         return hmac.new(self._key, user + b"\0" + password, hashlib.sha256).digest()
 
+    def is_verified(self, credentials: ICredentials) -> bool:
+        """True if *credentials* were verified a moment ago (a login needs no bcrypt).
+
+        The throttle lets these through uncounted: a client's many parallel
+        requests with its right password are not login attempts.
+        """
+        if not IUsernamePassword.providedBy(credentials):
+            return False
+        user_b, password = _as_bytes(credentials)
+        expires = self._cache.get(self._cache_key(user_b, password))
+        return expires is not None and expires > self._clock.seconds()
+
     def _check(self, credentials: IUsernamePassword) -> Deferred[str]:
-        raw_user: bytes | str = credentials.username
-        raw_password: bytes | str = credentials.password
-        user_b = raw_user.encode("utf-8") if isinstance(raw_user, str) else raw_user
-        password = raw_password.encode("utf-8") if isinstance(raw_password, str) else raw_password
+        user_b, password = _as_bytes(credentials)
         try:
             user: str | None = user_b.decode("utf-8")
         except UnicodeDecodeError:
