@@ -4,7 +4,8 @@ Run once when the daemon starts.  The index learns every repository
 (:meth:`~paxd.registry.index.IRegistryIndex.load`), then a few workers take
 the repositories in turn: each repository's parent tags are made to match
 its version tags (a directory written by Docker distribution, or left by a
-kill mid-update, is repaired; not in read-only mode) and its packs are
+kill mid-update, is repaired; not in read-only mode), tags that resolve to
+nothing are removed (same cases) and its packs are
 indexed, in the repository's turn so that pushes arriving meanwhile wait.
 A ``_packs`` listing asked for before the end waits for all of it.
 """
@@ -111,6 +112,9 @@ class StartupIndexer:
         async def load() -> bool:
             names = await tags.names()
             digests = await tags.currents(names)
+            if not context.readonly:
+                dangling = await tags.remove_dangling(names, digests)
+                names = [t for t in names if t not in dangling]
             parents: dict[str, str | None] = {}
             if context.parent_tags:
                 parents = await tags.sync_parents(None, names, digests, write=not context.readonly)

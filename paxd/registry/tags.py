@@ -3,9 +3,15 @@
 A tag is ``_manifests/tags/<tag>/current/link`` (where it points) and
 ``index/…/link`` (where it has pointed), as distribution writes them.  Every
 change of a repository's tags runs in its turn (:meth:`IRegistryIndex.serialise
-<paxd.registry.index.IRegistryIndex.serialise>`), and moves the *parent tags*
+<paxd.registry.index.IRegistryIndex.serialise>`; a manifest push or delete
+holds the turn for its links and tags together), and moves the *parent tags*
 it affects (``1.x``, ``1.27.x``, ``lts__14.x``… see
 :mod:`paxd.packs.versions`) before the pack index hears of it.
+
+A listing shows only tags whose current link resolves: a tag half-written
+(its index link, not yet its current link: a push in progress, or killed)
+is left out, and start-up repair (:meth:`TagStore.remove_dangling`) removes
+the ones a kill left behind, and tags pointing at a deleted manifest.
 
 Parent tags are computed afresh from storage each time (the tag listing, then
 a few links), so whatever an earlier update left (a kill, another replica,
@@ -32,6 +38,9 @@ from paxd.registry.reference import Digest, is_tag
 from paxd.storage.interface import PathNotFound
 
 log = Logger()
+
+#: current links read at once while a listing checks that its tags resolve
+RESOLVE_BATCH = 256
 
 
 def _lines(
@@ -76,7 +85,19 @@ class TagStore:
         tags = sorted(t for t in found if is_tag(t))
         if last is not None:
             tags = [t for t in tags if t > last]
-        return Page(tags[:size], size > 0 and len(tags) > size)
+        resolved = await self._resolving(tags, size + 1)
+        return Page(resolved[:size], size > 0 and len(resolved) > size)
+
+    async def _resolving(self, candidates: list[str], wanted: int) -> list[str]:
+        """The first *wanted* of *candidates* (in order) whose current link names a digest."""
+        found: list[str] = []
+        start = 0
+        while start < len(candidates) and len(found) < wanted:
+            batch = candidates[start : start + min(RESOLVE_BATCH, wanted - len(found))]
+            start += len(batch)
+            digests = await self.currents(batch)
+            found.extend(t for t in batch if digests[t] is not None)
+        return found
 
     async def current(self, tag: str) -> Digest | None:
         """Where *tag* points now (None: no such tag, or a corrupt link)."""
@@ -98,17 +119,16 @@ class TagStore:
         return dict(zip(tags, found, strict=True))
 
     # -- changes (for the manifest store: each in the repository's turn) ------------
-    async def push(self, tag: str, digest: Digest, summary: PackSummary | None) -> None:
-        """Point *tag* at the manifest *digest* (summarised as *summary*) and move its parents."""
+    async def retag(self, tag: str, digest: Digest, summary: PackSummary | None) -> None:
+        """Point *tag* at the manifest *digest* (summarised as *summary*) and move its parents.
 
-        async def retag() -> None:
-            # distribution's order: the tag's index, then what it points at now
-            driver = self._context.driver
-            await write_link(driver, layout.tag_index_link(self.name, tag, digest), digest)
-            await write_link(driver, layout.tag_current_link(self.name, tag), digest)
-            await self._changed([], (tag, summary), digest)
-
-        await self._context.index.serialise(self.name, retag)
+        Called in the repository's turn (the manifest push holds it).
+        """
+        # distribution's order: the tag's index, then what it points at now
+        driver = self._context.driver
+        await write_link(driver, layout.tag_index_link(self.name, tag, digest), digest)
+        await write_link(driver, layout.tag_current_link(self.name, tag), digest)
+        await self._changed([], (tag, summary), digest)
 
     async def delete(self, tag: str, reference: str) -> None:
         """Remove *tag* (MANIFEST_UNKNOWN naming *reference* if there is none) and move parents."""
@@ -121,19 +141,61 @@ class TagStore:
 
         await self._context.index.serialise(self.name, untag)
 
-    async def delete_pointing_at(self, digest: Digest) -> list[str]:
-        """Remove every tag whose current link is *digest*, and move parents; those removed."""
+    async def untag_all(self, digest: Digest) -> list[str]:
+        """Remove every tag whose current link is *digest*, and move parents; those removed.
 
-        async def untag_all() -> list[str]:
-            removed = []
-            for tag in await self.names():
-                if await self.current(tag) == digest:
-                    await delete_quietly(self._context.driver, layout.tag_dir(self.name, tag))
-                    removed.append(tag)
-            await self._changed(removed)
-            return removed
+        Called in the repository's turn (the manifest delete holds it).
+        """
+        names = await self.names()
+        currents = await self.currents(names)
+        removed = [tag for tag in names if currents[tag] == digest]
+        for tag in removed:
+            await delete_quietly(self._context.driver, layout.tag_dir(self.name, tag))
+        await self._changed(removed)
+        return removed
 
-        return await self._context.index.serialise(self.name, untag_all)
+    async def remove_dangling(
+        self, names: list[str], digests: Mapping[str, Digest | None]
+    ) -> set[str]:
+        """Start-up repair, in the repository's turn: remove the tags that resolve to nothing.
+
+        A tag whose current link is missing (a kill between its index link
+        and its current link) and a tag pointing at a manifest this
+        repository no longer holds (a kill, or Docker distribution, deleting
+        the manifest first) would be listed and answer 404.  A current link
+        that is there but corrupt is left alone (listings skip it).
+
+        :return: the tags removed.
+        """
+        driver = self._context.driver
+        missing = [t for t in names if digests.get(t) is None]
+        pointed = sorted({d for t in names if (d := digests.get(t)) is not None}, key=str)
+        checks = await gatherResults(
+            [
+                Deferred.fromCoroutine(exists(driver, layout.tag_current_link(self.name, t)))
+                for t in missing
+            ]
+            + [
+                Deferred.fromCoroutine(exists(driver, layout.revision_link(self.name, d)))
+                for d in pointed
+            ],
+            consumeErrors=True,
+        )
+        half_written = {
+            t for t, there in zip(missing, checks[: len(missing)], strict=True) if not there
+        }
+        gone = {d for d, there in zip(pointed, checks[len(missing) :], strict=True) if not there}
+        dangling = half_written | {t for t in names if digests.get(t) in gone}
+        for tag in sorted(dangling):
+            await delete_quietly(driver, layout.tag_dir(self.name, tag))
+        if dangling:
+            log.warn(
+                "removed tags of {name} that resolved to nothing (a push or delete"
+                " interrupted): {tags}",
+                name=self.name,
+                tags=", ".join(sorted(dangling)),
+            )
+        return dangling
 
     async def _changed(
         self,

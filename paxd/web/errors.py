@@ -6,6 +6,13 @@ its code (distribution's), and the headers an answer carries
 (:func:`http_headers`).  Errors the web layer raises itself, whose status or
 headers their code does not imply (a 404 for no endpoint, 405 with
 ``Allow``, 416 with ``Content-Range``, a 500), are :class:`HTTPError`.
+
+A storage failure that reaches the web layer is never a 500: storage that is
+failing or full (:class:`~paxd.storage.interface.StorageUnavailable`, or any
+other :class:`~paxd.storage.interface.StorageError`) is a 503 with
+``Retry-After``; something removed while the request ran (a
+``PathNotFound`` the domain did not expect) is the 404 the path's kind
+calls for; a path the storage refuses, a 400 (:func:`storage_failure`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from paxd.registry.errors import RegistryError
+from paxd.storage.interface import InvalidPath, PathNotFound, StorageError
 
 log = Logger()
 
@@ -113,14 +121,48 @@ def internal_error() -> RegistryError:
     return HTTPError("UNAVAILABLE", "internal error", status=500)
 
 
+#: seconds a client is asked to wait after a storage failure
+STORAGE_RETRY_AFTER = 10
+#: path segment → the 404 code for something removed under a request of that kind
+_GONE_CODES = (
+    (b"/blobs/uploads/", "BLOB_UPLOAD_UNKNOWN"),
+    (b"/blobs/", "BLOB_UNKNOWN"),
+    (b"/manifests/", "MANIFEST_UNKNOWN"),
+)
+
+
+def storage_failure(error: StorageError, uri: bytes = b"") -> RegistryError:
+    """The answer for a storage failure the domain passed on (see the module docstring)."""
+    if isinstance(error, PathNotFound):
+        code = next((c for part, c in _GONE_CODES if part in uri), "NAME_UNKNOWN")
+        return RegistryError(code, "it was removed while the request ran")
+    if isinstance(error, InvalidPath):
+        return RegistryError("NAME_INVALID", "the storage refuses this path")
+    return HTTPError(
+        "UNAVAILABLE",
+        f"{error}; try again later",
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+    )
+
+
 def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
-    """The error to send for *f*: a RegistryError as it is; anything else logged, then a 500."""
+    """The error to send for *f*: a RegistryError as it is, a storage failure as
+    :func:`storage_failure` says; anything else logged, then a 500."""
     if f.check(RegistryError):
         error = f.value
         assert isinstance(error, RegistryError)
         return error
     method = request.method.decode("latin-1", "replace") if request is not None else "?"
     uri = request.uri[:300].decode("latin-1", "replace") if request is not None else "?"
+    if f.check(StorageError):
+        assert isinstance(f.value, StorageError)
+        log.warn(
+            "storage failed answering {method} {uri}: {reason}",
+            method=method,
+            uri=uri,
+            reason=str(f.value),
+        )
+        return storage_failure(f.value, request.uri if request is not None else b"")
     log.failure("unexpected failure answering {method} {uri}", f, method=method, uri=uri)
     return internal_error()
 
