@@ -19,6 +19,7 @@ The layout of the domain::
     indexing.py      start-up indexing
     context.py       StoreContext: what every store shares; the registry's policy
     links.py         link files and small reads over the storage driver
+    health.py        the storage check behind /health, shared by concurrent probes
 
 API CONTRACT: every method the web layer calls returns a Deferred, failing
 with RegistryError for client errors (``repository(name)`` alone raises at
@@ -34,16 +35,15 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from paxd.registry import layout
 from paxd.registry.blobcache import BlobCache
-from paxd.registry.context import StoreContext, deferred, rfc3339
-from paxd.registry.errors import RegistryError
+from paxd.registry.context import StoreContext, deferred
+from paxd.registry.health import HealthCheck
 from paxd.registry.index import InProcessIndex, IRegistryIndex, PackPage, Page
 from paxd.registry.indexing import StartupIndexer
 from paxd.registry.reference import parse_name
 from paxd.registry.repository import Repository
 from paxd.registry.uploads import UploadStates
-from paxd.storage.interface import IStorageDriver, PathNotFound, StorageError
+from paxd.storage.interface import IStorageDriver
 
 log = Logger()
 
@@ -103,6 +103,7 @@ class Registry:
         #: uploads in progress in this process: (name, uuid) → hash state and lock
         self._uploads: UploadStates = {}
         self._indexer = StartupIndexer(self.context, self.repository)
+        self._health = HealthCheck(driver, now, readonly=readonly)
 
     @property
     def driver(self) -> IStorageDriver:
@@ -155,24 +156,10 @@ class Registry:
         await self._indexer.ready()
         return await self.index.packs(size, last)
 
-    @deferred
-    async def check_health(self) -> None:
-        """Succeed if storage is usable; else fail with RegistryError UNAVAILABLE naming why."""
-        driver = self.context.driver
-        try:
-            if self.context.readonly:
-                # maintenance mode may sit on a read-only mount: only read
-                try:
-                    await driver.stat(layout.ROOT)
-                except PathNotFound:
-                    pass
-                return
-            probe = rfc3339(self.context.now()).encode("ascii")
-            await driver.put_content(layout.HEALTH_PROBE, probe)
-            if await driver.get_content(layout.HEALTH_PROBE) != probe:
-                raise StorageError("the health probe read back different content")
-        except Exception as e:
-            log.error("storage health check failed: {reason}", reason=str(e))
-            raise RegistryError(
-                "UNAVAILABLE", f"storage is not usable: {e}", detail={"driver": driver.name}
-            ) from e
+    def check_health(self) -> Deferred[None]:
+        """Succeed if storage is usable; else fail with RegistryError UNAVAILABLE naming why.
+
+        Concurrent probes share one check, and a result answers for about a
+        second (:mod:`paxd.registry.health`).
+        """
+        return self._health.check()
