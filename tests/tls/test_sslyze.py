@@ -2,7 +2,8 @@
 
 sslyze pins an older ``cryptography`` than paxd's, so it is not installed
 beside paxd: it runs from its own environment, found as ``$PAXD_SSLYZE`` or
-``sslyze`` on the PATH (``.ci/run`` installs it in ``/opt/sslyze``).  Missing,
+``sslyze`` on the PATH (``.ci/run`` installs it in ``/opt/sslyze``, with a
+wrapper that puts that directory first on ``PYTHONPATH``).  Missing,
 the test skips, except under CI.
 """
 
