@@ -1,0 +1,70 @@
+"""Issue 13 against the real daemon: a guess flood, racing requests on disk, a probe flood.
+
+The probes are :mod:`tests.integration.attacks`' (also run by hand, with
+1,000 rounds, for the figures); here with fewer rounds, to keep the suite quick.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import TestCase
+
+from tests.integration import attacks
+from tests.integration.harness import Daemon, registry_config, start_paxd
+
+#: rounds of each race against the daemon (1,000 by hand: python -m tests.integration.attacks)
+ROUNDS = 60
+ADMIN = attacks.basic("admin", "admin-secret")
+
+
+class HardeningTests(TestCase):
+    timeout = 600
+
+    async def daemon(self) -> Daemon:
+        self.tmp = Path(self.mktemp()).absolute()
+        self.tmp.mkdir(parents=True)
+        attacks.write_htpasswd(
+            self.tmp / "htpasswd", {"admin": "admin-secret", "reader": "reader-secret"}, cost=10
+        )
+        auth = {"htpasswd": {"realm": "r", "path": str(self.tmp / "htpasswd"), "admins": ["admin"]}}
+        config = registry_config(self.tmp / "data", auth=auth)
+        return await start_paxd(config, self.tmp, self)
+
+    async def test_guess_flood_lets_no_one_in(self) -> None:
+        """200 guesses at once, the right password 150th: none gets in; another address does."""
+        daemon = await self.daemon()
+        flood, beside, _ = await deferToThread(
+            attacks.flood_beside_a_login, daemon.port, "admin", "admin-secret"
+        )
+        self.assertEqual(flood.count(200), 0, "the right password got in")
+        self.assertEqual(flood.count(401), 10, "the limit's worth of guesses was checked")
+        self.assertEqual(flood.count(429), 190)
+        self.assertEqual(beside, 200, "the other address logged in")
+        status, _ = await deferToThread(
+            attacks.timed_login, daemon.port, "admin", "admin-secret", "127.0.0.1"
+        )
+        self.assertEqual(status, 429, "locked out: the right password too")
+
+    async def test_races_answer_no_500_and_leave_nothing_dangling(self) -> None:
+        daemon = await self.daemon()
+        manifests = await deferToThread(attacks.manifest_race, daemon.port, ADMIN, "race/m", ROUNDS)
+        uploads = await deferToThread(attacks.upload_race, daemon.port, ADMIN, "race/u", ROUNDS)
+        outcomes = {**manifests, **uploads}
+        self.assertEqual([k for k in outcomes if k.endswith(" 500")], [], outcomes)
+        self.assertEqual(manifests["PUT 201"], ROUNDS, manifests)
+        self.assertEqual(uploads["GET after 404"], ROUNDS, uploads)
+        problems = attacks.audit_filesystem(self.tmp / "data", "race/m")
+        problems += attacks.audit_filesystem(self.tmp / "data", "race/u")
+        self.assertEqual(problems, [])
+        client = attacks.Client(daemon.port, ADMIN)
+        self.assertEqual(await deferToThread(attacks.listed_tags_that_fail, client, "race/m"), [])
+        client.close()
+        self.assertNotIn("Traceback", daemon.logs(200_000))
+
+    async def test_probe_flood_never_says_503(self) -> None:
+        daemon = await self.daemon()
+        answers = await deferToThread(attacks.probe_flood, daemon.port, 32, 3.0)
+        self.assertEqual(set(answers), {200}, answers)
+        self.assertGreater(answers[200], 100)
