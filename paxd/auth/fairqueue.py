@@ -24,7 +24,7 @@ class FairQueue:
     client went away) takes it out of the queue.
     """
 
-    def __init__(self, concurrency: int = 2, per_key: int = 2) -> None:
+    def __init__(self, concurrency: int = 2, per_key: int = 1) -> None:
         if concurrency < 1 or per_key < 1:
             raise ValueError("concurrency and per_key must be at least 1")
         self.concurrency = concurrency

@@ -86,7 +86,8 @@ class Throttle:
         :class:`~paxd.auth.throttlestate.InProcessThrottleState` with
         *max_failures*, *window*, *block_for* and *max_entries*.
     :param concurrency: checks running at once (the bcrypt pool's threads).
-    :param per_address: checks running at once for one client key.
+    :param per_address: checks running at once for one client key (one: the other
+        threads stay free for other addresses).
     """
 
     def __init__(
@@ -99,7 +100,7 @@ class Throttle:
         block_for: float = 60.0,
         max_entries: int = 10000,
         concurrency: int = 2,
-        per_address: int = 2,
+        per_address: int = 1,
     ) -> None:
         self.clock = clock
         self.block_for = block_for

@@ -423,50 +423,70 @@ def _median_ms(values: list[float]) -> float:
     return round(statistics.median(values) * 1000, 1)
 
 
+def _flood_figures(port: int) -> dict[str, Any]:
+    _, alone = timed_login(port, "reader", "reader-secret")
+    flood, beside, during = flood_beside_a_login(port, "admin", "admin-secret")
+    time.sleep(61)  # the block ends before the next probe
+    return {
+        "answers": dict(collections.Counter(flood)),
+        "successful logins": flood.count(200),
+        "other address's login alone (ms)": round(alone * 1000, 1),
+        "other address's login during the flood": [beside, round(during * 1000, 1)],
+    }
+
+
+def _race_figures(port: int, admin: str, storage: Path, rounds: int) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "manifest PUT vs DELETE": dict(manifest_race(port, admin, "race/manifests", rounds)),
+        "upload PATCH vs DELETE": dict(upload_race(port, admin, "race/uploads", rounds)),
+    }
+    problems = audit_filesystem(storage, "race/manifests") + audit_filesystem(
+        storage, "race/uploads"
+    )
+    figures["dangling tags, links, uploads"] = len(problems)
+    figures["first problems"] = problems[:5]
+    figures["listed tags that fail"] = listed_tags_that_fail(Client(port, admin), "race/manifests")
+    return figures
+
+
+def _health_figures(port: int, admin: str, seconds: float) -> dict[str, Any]:
+    layer = push_blob(Client(port, admin), "pull/me", os.urandom(4096))
+    path = f"/v2/pull/me/blobs/{layer}"
+    quiet = pull_latencies(port, admin, path, seconds)
+    flooded, probes = pulls_during(
+        port, admin, path, seconds, lambda: probe_flood(port, 64, seconds + 1)
+    )
+    return {
+        "probe answers": dict(probes),
+        "probes per second": round(sum(probes.values()) / (seconds + 1)),
+        "pull median alone (ms)": _median_ms(quiet),
+        "pull median during the flood (ms)": _median_ms(flooded),
+        "pulls": [len(quiet), len(flooded)],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=1000, help="rounds of each race")
     parser.add_argument("--paxd-root", type=Path, default=Path(__file__).resolve().parents[2])
     parser.add_argument("--seconds", type=float, default=10.0, help="of each latency sample")
+    parser.add_argument(
+        "--probe", action="append", choices=["flood", "races", "health"], help="(default: all)"
+    )
     args = parser.parse_args(argv)
+    probes = args.probe or ["flood", "races", "health"]
     root = Path(tempfile.mkdtemp(prefix="paxd-attacks-"))
     write_htpasswd(root / "htpasswd", {"admin": "admin-secret", "reader": "reader-secret"})
     process, port = _start(root, args.paxd_root.resolve(), root / "storage", root / "htpasswd")
     admin = basic("admin", "admin-secret")
     figures: dict[str, Any] = {"paxd": str(args.paxd_root), "workdir": str(root)}
     try:
-        _, alone = timed_login(port, "reader", "reader-secret")
-        flood, beside, during = flood_beside_a_login(port, "admin", "admin-secret")
-        figures["guess flood (200 at once, right password 150th)"] = {
-            "answers": dict(collections.Counter(flood)),
-            "successful logins": flood.count(200),
-            "other address's login alone (ms)": round(alone * 1000, 1),
-            "other address's login during the flood": [beside, round(during * 1000, 1)],
-        }
-        time.sleep(61)  # the block ends
-        figures["manifest PUT vs DELETE"] = dict(
-            manifest_race(port, admin, "race/manifests", args.rounds)
-        )
-        figures["upload PATCH vs DELETE"] = dict(
-            upload_race(port, admin, "race/uploads", args.rounds)
-        )
-        checker = Client(port, admin)
-        figures["dangling"] = audit_filesystem(
-            root / "storage", "race/manifests"
-        ) + audit_filesystem(root / "storage", "race/uploads")
-        figures["listed tags that fail"] = listed_tags_that_fail(checker, "race/manifests")
-        layer = push_blob(checker, "pull/me", os.urandom(4096))
-        path = f"/v2/pull/me/blobs/{layer}"
-        quiet = pull_latencies(port, admin, path, args.seconds)
-        flooded, probes = pulls_during(
-            port, admin, path, args.seconds, lambda: probe_flood(port, 64, args.seconds + 1)
-        )
-        figures["probe flood (64 concurrent)"] = {
-            "probe answers": dict(probes),
-            "pull median alone (ms)": _median_ms(quiet),
-            "pull median during the flood (ms)": _median_ms(flooded),
-            "pulls": [len(quiet), len(flooded)],
-        }
+        if "flood" in probes:
+            figures["guess flood (200 at once, right password 150th)"] = _flood_figures(port)
+        if "races" in probes:
+            figures["races"] = _race_figures(port, admin, root / "storage", args.rounds)
+        if "health" in probes:
+            figures["probe flood (64 concurrent)"] = _health_figures(port, admin, args.seconds)
     finally:
         process.terminate()
         process.wait(30)
