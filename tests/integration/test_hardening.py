@@ -6,6 +6,8 @@ The probes are :mod:`tests.integration.attacks`' (also run by hand, with
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from twisted.internet.threads import deferToThread
@@ -17,6 +19,12 @@ from tests.integration.harness import Daemon, registry_config, start_paxd
 #: rounds of each race against the daemon (1,000 by hand: python -m tests.integration.attacks)
 ROUNDS = 60
 ADMIN = attacks.basic("admin", "admin-secret")
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 class HardeningTests(TestCase):
@@ -68,3 +76,34 @@ class HardeningTests(TestCase):
         answers = await deferToThread(attacks.probe_flood, daemon.port, 32, 3.0)
         self.assertEqual(set(answers), {200}, answers)
         self.assertGreater(answers[200], 100)
+
+    async def test_tag_half_written_by_a_kill_is_repaired_at_start_up(self) -> None:
+        """kill -9 between a tag's index link and its current link: never listed, then removed."""
+        daemon = await self.daemon()
+        client = attacks.Client(daemon.port, ADMIN)
+        config = await deferToThread(attacks.push_blob, client, "lib/app", b"{}")
+        layer = await deferToThread(attacks.push_blob, client, "lib/app", b"layer")
+        content = attacks.manifest_for(config, layer, 0)
+        put = await deferToThread(
+            client.request, "PUT", "/v2/lib/app/manifests/1.0.0", content, **attacks.MANIFEST_TYPE
+        )
+        self.assertEqual(put[0], 201)
+        client.close()
+        await daemon.kill()
+        # what the kill left: the index link of tag "2.0.0", not its current link
+        digest = attacks.sha256(content).split(":")[1]
+        tags = self.tmp / "data" / attacks.REPOSITORIES / "lib/app/_manifests/tags"
+        index = tags / "2.0.0/index/sha256" / digest
+        index.mkdir(parents=True)
+        (index / "link").write_text("sha256:" + digest)
+        await daemon.start()
+        client = attacks.Client(daemon.port, ADMIN)
+        status, _, body = await deferToThread(client.request, "GET", "/v2/lib/app/tags/list")
+        client.close()
+        self.assertEqual(status, 200)
+        self.assertNotIn("2.0.0", body.decode())
+        self.assertIn("1.0.0", body.decode())
+        # start-up indexing runs beside the first requests: give it a moment
+        await deferToThread(_wait_for, lambda: not (tags / "2.0.0").exists(), 20.0)
+        self.assertFalse((tags / "2.0.0").exists(), "start-up repair removed it")
+        self.assertIn("resolved to nothing", daemon.logs(200_000))
