@@ -21,6 +21,7 @@ import re
 import secrets
 from collections.abc import Callable
 
+import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,6 +37,13 @@ log = Logger()
 REUSE = 1.0
 #: what a probe file holds: when, and which check of which process wrote it
 PROBE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [0-9a-f]{16} \d+$")
+
+
+@attrs.frozen
+class Outcome:
+    """How a health check ended: storage works (no failure), or the failure saying why not."""
+
+    failure: Failure | None = None
 
 
 class HealthCheck:
@@ -59,16 +67,28 @@ class HealthCheck:
         #: checks made (for tests and metrics)
         self.checks = 0
 
+    def recent(self) -> Outcome | None:
+        """The outcome of a check that ended less than :data:`REUSE` seconds ago, if any.
+
+        Lets ``/health`` answer a flood at once, without a Deferred; None: ask
+        :meth:`check`.
+        """
+        if self._waiting is not None or self._last is None:
+            return None
+        ended, failure = self._last
+        if 0 <= self._now() - ended < REUSE:
+            return Outcome(failure)
+        return None
+
     def check(self) -> Deferred[None]:
         """Succeed if storage is usable; else fail with RegistryError UNAVAILABLE naming why."""
         if self._waiting is not None:
             waiter: Deferred[None] = Deferred()
             self._waiting.append(waiter)
             return waiter
-        if self._last is not None:
-            ended, failure = self._last
-            if 0 <= self._now() - ended < REUSE:
-                return succeed(None) if failure is None else fail(failure)
+        recent = self.recent()
+        if recent is not None:
+            return succeed(None) if recent.failure is None else fail(recent.failure)
         self._waiting = []
         self.checks += 1
         d = Deferred.fromCoroutine(self._probe())

@@ -38,6 +38,7 @@ from twisted.logger import Logger
 from paxd.registry.blobcache import BlobCache
 from paxd.registry.context import StoreContext, deferred
 from paxd.registry.health import HealthCheck
+from paxd.registry.health import Outcome as HealthOutcome
 from paxd.registry.index import InProcessIndex, IRegistryIndex, PackPage, Page
 from paxd.registry.indexing import StartupIndexer
 from paxd.registry.reference import parse_name
@@ -163,3 +164,7 @@ class Registry:
         second (:mod:`paxd.registry.health`).
         """
         return self._health.check()
+
+    def recent_health(self) -> HealthOutcome | None:
+        """The last health check's outcome while it still answers probes, else None."""
+        return self._health.recent()

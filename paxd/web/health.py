@@ -13,7 +13,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from paxd.registry.errors import RegistryError
 from paxd.registry.registry import Registry
-from paxd.web.endpoint import Response, answer, json_response
+from paxd.web.endpoint import Response, answer, json_response, send
 from paxd.web.errors import method_not_allowed
 
 log = Logger()
@@ -36,6 +36,12 @@ class HealthResource(Resource):
     def render(self, request: IRequest) -> int:
         """200 UP, or 503 DOWN with the reason."""
         d: Deferred[Response | None]
+        recent = self.registry.recent_health()
+        if request.method in self.methods and recent is not None:
+            # a fresh outcome: answered at once, the cheapest a probe can be
+            failure = recent.failure
+            send(request, self._up(None) if failure is None else self._down(failure))
+            return NOT_DONE_YET
         if request.method not in self.methods:
             d = Deferred()
             d.errback(method_not_allowed(request.method, self.methods))
@@ -49,9 +55,9 @@ class HealthResource(Resource):
 
     def _down(self, f: Failure) -> Response:
         if f.check(RegistryError):
+            # logged once per check by the registry, not once per probe
             assert isinstance(f.value, RegistryError)
             reason = f.value.message
-            log.warn("health check failed: {reason}", reason=reason)
         else:
             log.failure("health check failed", f)
             reason = "internal error"

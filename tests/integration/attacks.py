@@ -175,9 +175,12 @@ def timed_login(
 
 
 def flood_beside_a_login(
-    port: int, user: str, right: str, n: int = 200
+    port: int, user: str, right: str, n: int = 200, other: tuple[str, str] | None = None
 ) -> tuple[list[int], int, float]:
-    """The flood from 127.0.0.1; once it is on the wire, a login from 127.0.0.2, timed."""
+    """The flood from 127.0.0.1; once it is on the wire, a login from 127.0.0.2, timed.
+
+    The other login is *other* (user, password), by default *user* and *right*.
+    """
     found: list[list[int]] = []
     sent = threading.Event()
     thread = threading.Thread(
@@ -185,7 +188,7 @@ def flood_beside_a_login(
     )
     thread.start()
     sent.wait(120)
-    status, elapsed = timed_login(port, user, right)
+    status, elapsed = timed_login(port, *(other or (user, right)))
     thread.join()
     return found[0], status, elapsed
 
@@ -423,14 +426,21 @@ def _median_ms(values: list[float]) -> float:
     return round(statistics.median(values) * 1000, 1)
 
 
+#: users whose first login (a bcrypt check: nothing cached yet) is timed
+READERS = {f"reader{i}": f"reader-secret-{i}" for i in range(6)}
+
+
 def _flood_figures(port: int) -> dict[str, Any]:
-    _, alone = timed_login(port, "reader", "reader-secret")
-    flood, beside, during = flood_beside_a_login(port, "admin", "admin-secret")
+    # each reader logs in once, uncached: five alone, the sixth beside the flood
+    alone = [timed_login(port, user, pw)[1] for user, pw in list(READERS.items())[:5]]
+    flood, beside, during = flood_beside_a_login(
+        port, "admin", "admin-secret", other=("reader5", READERS["reader5"])
+    )
     time.sleep(61)  # the block ends before the next probe
     return {
         "answers": dict(collections.Counter(flood)),
         "successful logins": flood.count(200),
-        "other address's login alone (ms)": round(alone * 1000, 1),
+        "other address's login alone, median of 5 (ms)": _median_ms(alone),
         "other address's login during the flood": [beside, round(during * 1000, 1)],
     }
 
@@ -476,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     probes = args.probe or ["flood", "races", "health"]
     root = Path(tempfile.mkdtemp(prefix="paxd-attacks-"))
-    write_htpasswd(root / "htpasswd", {"admin": "admin-secret", "reader": "reader-secret"})
+    write_htpasswd(root / "htpasswd", {"admin": "admin-secret", **READERS})
     process, port = _start(root, args.paxd_root.resolve(), root / "storage", root / "htpasswd")
     admin = basic("admin", "admin-secret")
     figures: dict[str, Any] = {"paxd": str(args.paxd_root), "workdir": str(root)}

@@ -135,3 +135,20 @@ class HealthCheckTests(SynchronousTestCase):
         self.time -= 3600
         self.outcome(self.health.check())
         self.assertEqual(self.health.checks, 2)
+
+    def test_recent_outcome_for_an_answer_at_once(self) -> None:
+        self.assertIsNone(self.health.recent(), "nothing checked yet")
+        self.storage.hold = True
+        self.health.check()
+        self.assertIsNone(self.health.recent(), "a check is running")
+        self.storage.release()
+        outcome = self.health.recent()
+        assert outcome is not None
+        self.assertIsNone(outcome.failure)
+        self.time += REUSE
+        self.assertIsNone(self.health.recent(), "stale")
+        self.storage.failure = StorageUnavailable("filesystem storage", "Input/output error")
+        self.outcome(self.health.check())
+        outcome = self.health.recent()
+        assert outcome is not None and outcome.failure is not None
+        self.assertIn("Input/output error", outcome.failure.getErrorMessage())
