@@ -188,7 +188,8 @@ def make_protect(config: Config, reactor: Any, parent: MultiService) -> Protect:
     checker = HtpasswdChecker(htpasswd.path, PoolRunner(reactor, pool), clock=reactor)
     checker.load(log_warnings=False)  # paxd.preflight read the file: its warnings are logged
     # shared by everything guarded: failures count once per address
-    throttle = Throttle(reactor)
+    # one check at a time per bcrypt thread, in turn across client addresses
+    throttle = Throttle(reactor, concurrency=AUTH_THREADS)
 
     def protect(resource_for: Callable[[Access], IResource], ping: bool) -> IResource:
         return guarded(
@@ -199,6 +200,7 @@ def make_protect(config: Config, reactor: Any, parent: MultiService) -> Protect:
             anonymous_read=htpasswd.anonymous == "read",
             throttle=throttle,
             challenge_base=ping,
+            verified=checker.is_verified,
         )
 
     return protect

@@ -2,15 +2,17 @@
 
 Two resources, one in front of the other, built from Twisted's public parts:
 
-- :class:`ThrottleGate` refuses a client address that failed too often: 429
-  ``TOOMANYREQUESTS`` with ``Retry-After``, before its credentials are even
-  looked at (the table is :class:`~paxd.auth.throttle.Throttle`);
+- :class:`ThrottleGate` refuses a client address known to have failed too
+  often: 429 ``TOOMANYREQUESTS`` with ``Retry-After``, before its credentials
+  are even looked at (the policy is :class:`~paxd.auth.throttle.Throttle`);
 - :class:`RegistryGuard` decodes ``Authorization`` with a
   :class:`~twisted.web.guard.BasicCredentialFactory`, logs in through
   :meth:`Portal.login <twisted.cred.portal.Portal.login>` (the htpasswd
   checker and :class:`~paxd.auth.realm.RegistryRealm`) and answers through a
-  :class:`~twisted.web.util.DeferredResource`, reporting each outcome to the
-  throttle.
+  :class:`~twisted.web.util.DeferredResource`.  Credentials the checker has
+  not verified yet are checked through the throttle: admitted (or refused
+  with a 429) before bcrypt, in turn with other addresses, their outcome
+  counted.
 
 They answer as Docker distribution does:
 
@@ -34,6 +36,7 @@ from twisted.cred.checkers import AllowAnonymousAccess, ICredentialsChecker
 from twisted.cred.credentials import Anonymous, ICredentials, IUsernamePassword
 from twisted.cred.error import LoginFailed, Unauthorized
 from twisted.cred.portal import Portal
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.components import proxyForInterface
 from twisted.python.failure import Failure
@@ -45,7 +48,7 @@ from zope.interface import implementer
 
 from paxd.access import Access
 from paxd.auth.realm import RegistryRealm
-from paxd.auth.throttle import Throttle
+from paxd.auth.throttle import Throttle, TooManyAttempts
 from paxd.registry.errors import RegistryError
 from paxd.web.accesslog import remember_user
 from paxd.web.errors import ErrorResource, internal_error
@@ -71,13 +74,15 @@ def challenge_resource(realm_name: str) -> ErrorResource:
     return ErrorResource(RegistryError("UNAUTHORIZED"), {b"www-authenticate": challenge})
 
 
-def too_many_requests_resource(retry_after: int) -> ErrorResource:
-    """The 429 ``TOOMANYREQUESTS`` answer for a blocked client address."""
+def too_many_requests_resource(retry_after: int, blocked: bool = True) -> ErrorResource:
+    """The 429 ``TOOMANYREQUESTS`` answer for a blocked (or busy) client address."""
+    message = (
+        "too many failed logins from this address; try again later"
+        if blocked
+        else "too many logins from this address are being checked; try again shortly"
+    )
     return ErrorResource(
-        RegistryError(
-            "TOOMANYREQUESTS", "too many failed logins from this address; try again later"
-        ),
-        {b"retry-after": b"%d" % retry_after},
+        RegistryError("TOOMANYREQUESTS", message), {b"retry-after": b"%d" % retry_after}
     )
 
 
@@ -86,6 +91,21 @@ def client_address(request: IRequest) -> str:
     address = request.getClientAddress()
     host = getattr(address, "host", None)
     return host if isinstance(host, str) else str(address)
+
+
+def _secret_of(credentials: ICredentials) -> tuple[bytes, bytes]:
+    """The user and password as bytes (what the throttle recognises credentials by)."""
+    if not IUsernamePassword.providedBy(credentials):
+        return b"", b""
+    user, password = credentials.username, credentials.password
+    return (
+        user.encode("utf-8") if isinstance(user, str) else user,
+        password.encode("utf-8") if isinstance(password, str) else password,
+    )
+
+
+def _never(credentials: ICredentials) -> bool:
+    return False
 
 
 def _user_of(credentials: ICredentials) -> str | None:
@@ -176,11 +196,13 @@ class RegistryGuard(_Transparent):
     :param portal: a portal over the htpasswd checker (and, for anonymous
         reads, :class:`~twisted.cred.checkers.AllowAnonymousAccess`).
     :param realm_name: the realm named in the challenge.
-    :param throttle: told of every failed and successful login (its gate,
-        :class:`ThrottleGate`, stands in front).
+    :param throttle: admits, queues and counts every check of credentials not
+        yet verified (its gate, :class:`ThrottleGate`, stands in front).
     :param anonymous_read: whether requests without credentials may GET and HEAD.
     :param challenge_base: whether the base path (``/v2/``) challenges even
         where anonymous reads are on (the API's ping; not the catalogue's ``/``).
+    :param verified: whether the checker has verified these credentials
+        already (then no bcrypt runs, and the throttle is not asked).
     """
 
     def __init__(
@@ -191,6 +213,7 @@ class RegistryGuard(_Transparent):
         *,
         anonymous_read: bool,
         challenge_base: bool = True,
+        verified: Callable[[ICredentials], bool] | None = None,
     ) -> None:
         self.portal = portal
         self.credential_factory = BasicCredentialFactory(realm_name.encode("utf-8"))
@@ -198,6 +221,7 @@ class RegistryGuard(_Transparent):
         self.throttle = throttle
         self.anonymous_read = anonymous_read
         self.challenge_base = challenge_base
+        self.verified = verified or _never
 
     def challenge(self) -> IResource:
         """The 401 asking for credentials."""
@@ -220,47 +244,43 @@ class RegistryGuard(_Transparent):
         address = client_address(request)
         credentials = self._decode(header, request)
         if credentials is None:
-            self._failed(address, None)
+            self.throttle.record_failure(address, None)
             return self.challenge()
         return self._login(credentials, address, request)
 
     def _login(
         self, credentials: ICredentials, address: str | None, request: IRequest
     ) -> IResource:
-        """The avatar for *credentials*, once the portal has decided (counted if *address*)."""
+        """The avatar for *credentials*, once the portal has decided (through the throttle
+        if they came from *address* and are not verified yet)."""
         user = _user_of(credentials)
 
-        def succeeded(result: tuple[Any, IResource, Callable[[], object]]) -> IResource:
+        def succeeded(result: tuple[Any, Any, Callable[[], object]]) -> IResource:
             if address is not None and user is not None:
-                self.throttle.record_success(address, user)
                 remember_user(request, user)
             _interface, avatar, logout = result
             return _LoggedIn(avatar, logout)
 
         def failed(f: Failure) -> IResource:
+            if f.check(TooManyAttempts):
+                assert isinstance(f.value, TooManyAttempts)
+                return too_many_requests_resource(f.value.retry_after, f.value.blocked)
             if f.check(Unauthorized, LoginFailed):
-                if address is not None:
-                    self._failed(address, user)
                 return self.challenge()
             log.failure("the login failed unexpectedly", f)
             return ErrorResource(internal_error())
 
-        d = self.portal.login(credentials, None, IResource)
+        def login() -> Deferred[Any]:
+            return self.portal.login(credentials, None, IResource)
+
+        if address is None or self.verified(credentials):
+            d = login()
+        else:
+            name, password = _secret_of(credentials)
+            key = self.throttle.credentials_key(name, password)
+            d = self.throttle.login(address, key, user, login)
         d.addCallbacks(succeeded, failed)
         return DeferredResource(d)
-
-    def _failed(self, address: str, user: str | None) -> None:
-        """Count a failed login; say so when it gets the address blocked."""
-        # the claimed user name only: never the password or the Authorization header
-        log.debug("failed login as {user!r} from {address}", user=user, address=address)
-        if self.throttle.record_failure(address, user):
-            log.warn(
-                "too many failed logins from {address} (last as {user!r}):"
-                " refusing it for {seconds} seconds",
-                address=address,
-                user=user,
-                seconds=self.throttle.block_for,
-            )
 
     def _decode(self, header: bytes, request: IRequest) -> ICredentials | None:
         """Basic credentials from an ``Authorization`` header, or None for anything malformed."""
@@ -288,6 +308,7 @@ def guarded(
     anonymous_read: bool,
     throttle: Throttle,
     challenge_base: bool = True,
+    verified: Callable[[ICredentials], bool] | None = None,
 ) -> IResource:
     """*resource_for*'s resources behind the throttle and the guard: one per client's access.
 
@@ -298,6 +319,7 @@ def guarded(
     :param anonymous_read: ``auth.htpasswd.anonymous == "read"``.
     :param throttle: shared by everything guarded, so that failures count once per address.
     :param challenge_base: see :class:`RegistryGuard`.
+    :param verified: the checker's :meth:`~paxd.auth.htpasswd.HtpasswdChecker.is_verified`.
     """
     checkers: list[ICredentialsChecker] = [checker]
     if anonymous_read:
@@ -309,6 +331,7 @@ def guarded(
         throttle,
         anonymous_read=anonymous_read,
         challenge_base=challenge_base,
+        verified=verified,
     )
     return ThrottleGate(guard, throttle)
 
@@ -321,6 +344,7 @@ def make_guarded_api_factory(
     admins: frozenset[str],
     anonymous_read: bool,
     throttle: Throttle,
+    verified: Callable[[ICredentials], bool] | None = None,
 ) -> Callable[[bytes], IResource]:
     """An ``api_factory`` for :class:`paxd.web.root.RegistryRoot`: each API behind the guard.
 
@@ -336,6 +360,7 @@ def make_guarded_api_factory(
             admins=admins,
             anonymous_read=anonymous_read,
             throttle=throttle,
+            verified=verified,
         )
 
     return api_factory

@@ -5,10 +5,18 @@
 - ``#`` comments and blank lines are allowed; a non-empty line without ``:``
   makes the file malformed: refused at start-up, ignored (keeping the last good
   users) when it appears in a running daemon.
+- A UTF-8 byte-order mark at the start of the file is ignored.  Spaces around
+  the ``:`` (``bob : hash``) are not trimmed, as neither Apache (``htpasswd
+  -v`` says "User bob not found") nor Docker distribution trims them: the line
+  is skipped with a warning saying how to write it.  Every skipped line is a
+  warning naming its line number; a file left with no usable user is a
+  warning that no one can log in.
 - The file is re-read when its modification time or size changes, checked at
   most every :data:`RECHECK_INTERVAL` seconds, so edits apply within a second.
-- Unknown users are checked against a dummy hash of the usual cost, so that
-  timing does not tell which users exist; every failure is the same
+- Unknown users are checked against a dummy hash whose cost follows the
+  file's costs: each unknown name always gets the same cost, drawn (by a keyed
+  hash of the name) in proportion to how many users have it, so that timing
+  does not tell which users exist; every failure is the same
   :class:`~twisted.cred.error.UnauthorizedLogin`.
 - bcrypt, ``stat`` and reads run through a runner (a dedicated thread pool),
   never on the reactor thread.  Verified credentials are cached for a short
@@ -18,9 +26,12 @@
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import collections
 import hashlib
 import hmac
+import itertools
 import os
 import re
 import secrets
@@ -29,7 +40,7 @@ from collections.abc import Callable
 import attrs
 import bcrypt
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -64,10 +75,10 @@ class HtpasswdFile:
     users: dict[str, bytes]
     warnings: list[str]
 
-    def usual_cost(self) -> int:
-        """The most common bcrypt cost among the users (:data:`DEFAULT_COST` if none)."""
-        costs = collections.Counter(int(h[4:6]) for h in self.users.values())
-        return costs.most_common(1)[0][0] if costs else DEFAULT_COST
+    def costs(self) -> dict[int, int]:
+        """bcrypt cost → how many users have it (``{DEFAULT_COST: 1}`` when there is no user)."""
+        counted = collections.Counter(int(h[4:6]) for h in self.users.values())
+        return dict(sorted(counted.items())) or {DEFAULT_COST: 1}
 
 
 def _describe_hash(hashed: bytes) -> str:
@@ -86,7 +97,7 @@ def _describe_hash(hashed: bytes) -> str:
 
 
 def parse_htpasswd(data: bytes, path: str) -> HtpasswdFile:
-    """Parse an htpasswd file's bytes.
+    """Parse an htpasswd file's bytes (a leading UTF-8 byte-order mark is ignored).
 
     :raises HtpasswdError: for a malformed line (no ``:``, or an empty user
         name), naming *path* and the line number (never the line, which holds
@@ -94,6 +105,9 @@ def parse_htpasswd(data: bytes, path: str) -> HtpasswdFile:
     """
     users: dict[str, bytes] = {}
     warnings: list[str] = []
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    skipped = 0
     for number, raw in enumerate(data.split(b"\n"), start=1):
         line = raw.strip()
         if not line or line.startswith(b"#"):
@@ -101,31 +115,45 @@ def parse_htpasswd(data: bytes, path: str) -> HtpasswdFile:
         user_bytes, colon, hashed = line.partition(b":")
         if not colon:
             raise HtpasswdError(f"{path}, line {number}: no ':' (expected 'user:bcrypt-hash')")
-        if not user_bytes:
+        if not user_bytes.strip():
             raise HtpasswdError(f"{path}, line {number}: empty user name")
-        try:
-            user = user_bytes.decode("utf-8")
-        except UnicodeDecodeError:
-            shown = user_bytes.decode("utf-8", "replace")
-            warnings.append(
-                f"{path}, line {number}: user name {shown!r} is not UTF-8; the line is skipped"
-            )
+        problem = _entry_problem(user_bytes, hashed, users)
+        if problem is not None:
+            warnings.append(f"{path}, line {number}: {problem}")
+            skipped += 1
             continue
-        hashed = hashed.strip()
-        if not BCRYPT_RE.match(hashed):
-            warnings.append(
-                f"{path}, line {number}: user {user!r} has {_describe_hash(hashed)} password"
-                " hash; only bcrypt is accepted (htpasswd -B), the line is skipped"
-            )
-            continue
-        if user in users:
-            # Apache's htpasswd -v and 'paxd htpasswd' both use the first entry.
-            warnings.append(
-                f"{path}, line {number}: user {user!r} appears again; the first entry is used"
-            )
-            continue
-        users[user] = hashed
+        users[user_bytes.decode("utf-8")] = hashed
+    if not users:
+        why = f"all {skipped} entries were skipped" if skipped else "it holds no entry"
+        warnings.append(
+            f"{path}: no one can log in ({why}); add a user with 'paxd htpasswd {path} set admin'"
+        )
     return HtpasswdFile(users, warnings)
+
+
+def _entry_problem(user_bytes: bytes, hashed: bytes, users: dict[str, bytes]) -> str | None:
+    """Why the entry ``user_bytes:hashed`` is skipped (the warning after its line), or None."""
+    try:
+        user = user_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        shown = user_bytes.decode("utf-8", "replace")
+        return f"user name {shown!r} is not UTF-8; the line is skipped"
+    if user != user.rstrip() or hashed != hashed.lstrip():
+        # Apache and distribution keep the spaces: 'bob ' and ' $2y$…' log no one in.
+        return (
+            f"spaces around ':' after user {user.rstrip()!r}; Apache's htpasswd and Docker"
+            " distribution do not trim them either, so the line is skipped: write it as"
+            " 'user:hash'"
+        )
+    if not BCRYPT_RE.match(hashed):
+        return (
+            f"user {user!r} has {_describe_hash(hashed)} password hash; only bcrypt is"
+            " accepted (htpasswd -B), the line is skipped"
+        )
+    if user in users:
+        # Apache's htpasswd -v and 'paxd htpasswd' both use the first entry.
+        return f"user {user!r} appears again; the first entry is used"
+    return None
 
 
 def check_file(path: str) -> HtpasswdFile:
@@ -205,24 +233,53 @@ _Stamp = tuple[int, int, int]
 
 
 @attrs.frozen
+class Dummies:
+    """Hashes that no password matches, one per bcrypt cost the file uses, for unknown users.
+
+    An unknown name is checked against the dummy of one cost, always the same
+    for that name (chosen by a keyed hash of it), each cost chosen in
+    proportion to how many users have it: the time an unknown name takes is
+    distributed as the time a real user takes.
+    """
+
+    #: the costs, ascending, and the running total of their user counts
+    costs: tuple[int, ...]
+    totals: tuple[int, ...]
+    #: cost → a hash of that cost
+    hashes: dict[int, bytes]
+
+    @classmethod
+    def make(cls, costs: dict[int, int]) -> Dummies:
+        """Dummies for *costs* (cost → user count); blocking (one bcrypt of cost 4)."""
+        # A cheap hash with its cost field raised: checking a password against it
+        # takes the full time of that cost (and always fails).
+        base = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=4))
+        ordered = tuple(sorted(costs))
+        totals = tuple(itertools.accumulate(costs[c] for c in ordered))
+        hashes = {c: b"%s%02d%s" % (base[:4], c, base[6:]) for c in ordered}
+        return cls(ordered, totals, hashes)
+
+    def hash_for(self, choice: int) -> bytes:
+        """The dummy for an unknown name whose keyed hash is *choice* (any integer)."""
+        index = bisect.bisect_right(self.totals, choice % self.totals[-1])
+        return self.hashes[self.costs[index]]
+
+
+@attrs.frozen
 class _Reload:
     """What a look at the file found (computed in the pool)."""
 
     stamp: _Stamp
     parsed: HtpasswdFile | None = None
     error: str | None = None
-    dummy: bytes | None = None
+    dummies: Dummies | None = None
 
 
 def _stamp_of(st: os.stat_result) -> _Stamp:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def _make_dummy(cost: int) -> bytes:
-    return bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
-
-
-def _reload(path: str, old: _Stamp | None, dummy_cost: int) -> _Reload | None:
+def _reload(path: str, old: _Stamp | None) -> _Reload | None:
     """Blocking: None if *path* is unchanged since *old*, else its new content (or error)."""
     # Stat before reading: a write that lands after the read changes the stamp,
     # so it is picked up at the next look.
@@ -237,8 +294,16 @@ def _reload(path: str, old: _Stamp | None, dummy_cost: int) -> _Reload | None:
         return _Reload(stamp, error=str(e))
     except OSError as e:
         return _Reload(stamp, error=f"cannot read htpasswd file {path}: {e.strerror or e}")
-    cost = parsed.usual_cost()
-    return _Reload(stamp, parsed, dummy=None if cost == dummy_cost else _make_dummy(cost))
+    return _Reload(stamp, parsed, dummies=Dummies.make(parsed.costs()))
+
+
+def _as_bytes(credentials: IUsernamePassword) -> tuple[bytes, bytes]:
+    """The user and password of *credentials*, as bytes."""
+    raw_user: bytes | str = credentials.username
+    raw_password: bytes | str = credentials.password
+    user = raw_user.encode("utf-8") if isinstance(raw_user, str) else raw_user
+    password = raw_password.encode("utf-8") if isinstance(raw_password, str) else raw_password
+    return user, password
 
 
 @implementer(ICredentialsChecker)
@@ -278,8 +343,7 @@ class HtpasswdChecker:
         self._log = log if log is not None else Logger()
         self._checkpw = checkpw
         self._users: dict[str, bytes] = {}
-        self._dummy_cost = 0
-        self._dummy = b""
+        self._dummies = Dummies.make({DEFAULT_COST: 1})
         self._stamp: _Stamp | None = None
         self._loaded = False
         self._last_look = float("-inf")
@@ -311,11 +375,8 @@ class HtpasswdChecker:
                 f"cannot read htpasswd file {self.path}: {e.strerror or e}"
             ) from None
         parsed = check_file(self.path)
-        cost = parsed.usual_cost()
         self._install(
-            _Reload(
-                _stamp_of(st), parsed, dummy=None if cost == self._dummy_cost else _make_dummy(cost)
-            ),
+            _Reload(_stamp_of(st), parsed, dummies=Dummies.make(parsed.costs())),
             log_warnings=log_warnings,
         )
         self._last_look = self._clock.seconds()
@@ -335,8 +396,8 @@ class HtpasswdChecker:
         assert found.parsed is not None
         for warning in found.parsed.warnings if log_warnings else ():
             self._log.warn("{warning}", warning=warning)
-        if found.dummy is not None:
-            self._dummy, self._dummy_cost = found.dummy, found.parsed.usual_cost()
+        if found.dummies is not None:
+            self._dummies = found.dummies
         self._users = dict(found.parsed.users)
         self._cache.clear()
         self._last_error = None
@@ -374,20 +435,34 @@ class HtpasswdChecker:
             for w in waiters:
                 w.callback(None)
 
-        return self._runner.run(_reload, self.path, self._stamp, self._dummy_cost).addBoth(settled)
+        return self._runner.run(_reload, self.path, self._stamp).addBoth(settled)
 
     def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[str]:  # type: ignore[override]
         """The user name if the password is right; else fails with ``UnauthorizedLogin``."""
         return self._refresh().addCallback(lambda _: self._check(credentials))
 
+    def dummy_for(self, user: bytes) -> bytes:
+        """The dummy hash an unknown *user* is checked against (the same one every time)."""
+        choice = hmac.new(self._key, b"dummy\0" + user, hashlib.sha256).digest()
+        return self._dummies.hash_for(int.from_bytes(choice[:8], "big"))
+
     def _cache_key(self, user: bytes, password: bytes) -> bytes:
         return hmac.new(self._key, user + b"\0" + password, hashlib.sha256).digest()
 
+    def is_verified(self, credentials: ICredentials) -> bool:
+        """True if *credentials* were verified a moment ago (a login needs no bcrypt).
+
+        The throttle lets these through uncounted: a client's many parallel
+        requests with its right password are not login attempts.
+        """
+        if not IUsernamePassword.providedBy(credentials):
+            return False
+        user_b, password = _as_bytes(credentials)
+        expires = self._cache.get(self._cache_key(user_b, password))
+        return expires is not None and expires > self._clock.seconds()
+
     def _check(self, credentials: IUsernamePassword) -> Deferred[str]:
-        raw_user: bytes | str = credentials.username
-        raw_password: bytes | str = credentials.password
-        user_b = raw_user.encode("utf-8") if isinstance(raw_user, str) else raw_user
-        password = raw_password.encode("utf-8") if isinstance(raw_password, str) else raw_password
+        user_b, password = _as_bytes(credentials)
         try:
             user: str | None = user_b.decode("utf-8")
         except UnicodeDecodeError:
@@ -407,9 +482,11 @@ class HtpasswdChecker:
             return waiter
         hashed = self._users.get(user) if user is not None else None
         self._inflight[key] = []
-        d = self._runner.run(
-            verify_password, hashed if hashed is not None else self._dummy, password, self._checkpw
-        )
+        if hashed is None:
+            hashed_or_dummy = self.dummy_for(user_b)
+        else:
+            hashed_or_dummy = hashed
+        d = self._runner.run(verify_password, hashed_or_dummy, password, self._checkpw)
 
         def checked(ok: bool) -> str:
             # The file may have changed during the check: the user must still have this hash.

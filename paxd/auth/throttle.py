@@ -1,22 +1,64 @@
-"""Brute-force protection: too many failed logins from one client address → 429 for a while."""
+"""Brute-force protection that holds under concurrency: attempts are admitted before bcrypt.
+
+:class:`Throttle` stands between the guard and the password check.  For each
+login with credentials not yet verified, from client key *k* (the address, or
+its /64 for IPv6):
+
+1. the attempt is *admitted* by the state (:mod:`paxd.auth.throttlestate`)
+   before anything else: failures plus attempts in flight must stay below the
+   limit, so 200 guesses sent at once get at most ``max_failures`` checks and
+   the rest a 429 at once; a blocked key gets a 429 (the right password too);
+2. it waits its turn in a :class:`~paxd.auth.fairqueue.FairQueue` in front of
+   the bcrypt pool (a few at a time per key, keys in rotation), so one
+   address's flood does not starve the others;
+3. its outcome is settled in the state, which may block the key.
+
+Identical credentials from one key already being checked (a client's parallel
+requests) are not admitted again: they wait for that check.  Credentials the
+checker has already verified skip the throttle altogether (see the guard).
+"""
 
 from __future__ import annotations
 
-import collections
+import hashlib
+import hmac
 import ipaddress
-import math
+import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
-import attrs
+from twisted.cred.error import LoginFailed, UnauthorizedLogin
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from paxd.auth.fairqueue import FairQueue
+from paxd.auth.throttlestate import (
+    InProcessThrottleState,
+    IThrottleState,
+    Outcome,
+    whole_seconds,
+)
+
+log = Logger()
+
+_T = TypeVar("_T")
+
+#: blocked keys this process remembers for its gate before it drops the expired ones
+MAX_REMEMBERED = 10000
 
 
-@attrs.define
-class _Client:
-    """Recent failures of one client address, and until when it is blocked."""
+class TooManyAttempts(Exception):
+    """Refused before the credentials were checked; try again in :attr:`retry_after` seconds.
 
-    #: (time, user) of each recent failure, oldest first, at most max_failures
-    failures: collections.deque[tuple[float, str | None]]
-    blocked_until: float = 0.0
+    Not a :class:`~twisted.cred.error.LoginFailed`: the answer is a 429, not the 401 challenge.
+    """
+
+    def __init__(self, retry_after: int, blocked: bool) -> None:
+        super().__init__(f"too many login attempts; retry after {retry_after} s")
+        self.retry_after = retry_after
+        #: True: the address failed too often; False: its attempts in flight fill the limit
+        self.blocked = blocked
 
 
 def client_key(address: str) -> str:
@@ -37,89 +79,145 @@ def client_key(address: str) -> str:
 
 
 class Throttle:
-    """Counts failed logins per client address and blocks an address that fails too often.
-
-    After *max_failures* failures within *window* seconds, the address is
-    blocked for *block_for* seconds.  Other addresses, and the same user from
-    elsewhere, are not affected.  The table holds at most *max_entries*
-    addresses; the least recently seen are forgotten first.
-
-    A success forgets only the failures for that same user: otherwise an
-    attacker holding any valid account could log in between guesses at another
-    user's password and never be blocked.
+    """Admits, queues and settles login attempts per client key (see the module docstring).
 
     :param clock: the time source (the reactor, or a ``task.Clock`` in tests).
+    :param state: the failure table; by default this process's own
+        :class:`~paxd.auth.throttlestate.InProcessThrottleState` with
+        *max_failures*, *window*, *block_for* and *max_entries*.
+    :param concurrency: checks running at once (the bcrypt pool's threads).
+    :param per_address: checks running at once for one client key (one: the other
+        threads stay free for other addresses).
     """
 
     def __init__(
         self,
         clock: IReactorTime,
+        state: IThrottleState | None = None,
         *,
         max_failures: int = 10,
         window: float = 60.0,
         block_for: float = 60.0,
         max_entries: int = 10000,
+        concurrency: int = 2,
+        per_address: int = 1,
     ) -> None:
-        if max_failures < 1 or max_entries < 1:
-            raise ValueError("max_failures and max_entries must be at least 1")
         self.clock = clock
-        self.max_failures = max_failures
-        self.window = window
         self.block_for = block_for
-        self.max_entries = max_entries
-        self._clients: collections.OrderedDict[str, _Client] = collections.OrderedDict()
-
-    def __len__(self) -> int:
-        """How many addresses the table holds."""
-        return len(self._clients)
+        self.state: IThrottleState = state or InProcessThrottleState(
+            clock,
+            max_failures=max_failures,
+            window=window,
+            block_for=block_for,
+            max_entries=max_entries,
+        )
+        self.queue = FairQueue(concurrency, per_address)
+        #: key → until when this process knows it is blocked (for the gate, synchronously)
+        self._blocked: dict[str, float] = {}
+        #: (key, credentials' keyed hash) → fires with the outcome of the check being made
+        self._checking: dict[tuple[str, bytes], list[Deferred[bool]]] = {}
+        self._secret = secrets.token_bytes(32)
 
     def retry_after(self, address: str) -> int | None:
-        """Whole seconds until *address* may try again, or None if it is not blocked."""
-        client = self._clients.get(client_key(address))
-        if client is None:
+        """Whole seconds until *address* may try again, or None if it is not known blocked."""
+        key = client_key(address)
+        until = self._blocked.get(key)
+        if until is None:
             return None
-        remaining = client.blocked_until - self.clock.seconds()
+        remaining = until - self.clock.seconds()
         if remaining <= 0:
+            del self._blocked[key]
             return None
-        return max(1, math.ceil(remaining))
+        return whole_seconds(remaining)
 
-    def record_failure(self, address: str, user: str | None = None) -> bool:
-        """Count a failed login from *address* (as *user*, if one was given).
+    def credentials_key(self, user: bytes, password: bytes) -> bytes:
+        """A keyed hash of a user and password, to recognise the same credentials (never stored)."""
+        return hmac.new(self._secret, user + b"\0" + password, hashlib.sha256).digest()
 
-        :return: True if this failure got the address blocked.
+    def login(
+        self,
+        address: str,
+        credentials_key: bytes,
+        user: str | None,
+        check: Callable[[], Deferred[_T]],
+    ) -> Deferred[_T]:
+        """Run *check* (the password check) for *address* once admitted and in turn.
+
+        Fails with :class:`TooManyAttempts` when refused, with
+        ``UnauthorizedLogin`` (or ``LoginFailed``) for wrong credentials.
         """
-        key = client_key(address)
-        now = self.clock.seconds()
-        client = self._clients.get(key)
-        if client is None:
-            client = _Client(collections.deque(maxlen=self.max_failures))
-            self._clients[key] = client
-            while len(self._clients) > self.max_entries:
-                self._clients.popitem(last=False)
-        else:
-            self._clients.move_to_end(key)
-        self._expire(client, now)
-        client.failures.append((now, user))
-        if len(client.failures) >= self.max_failures:
-            client.blocked_until = now + self.block_for
-            client.failures.clear()
-            return True
-        return False
+        return Deferred.fromCoroutine(self._login(address, credentials_key, user, check))
 
-    def record_success(self, address: str, user: str) -> None:
-        """Forget the failures from *address* for *user* (a typo, then the right password)."""
+    async def _login(
+        self,
+        address: str,
+        credentials_key: bytes,
+        user: str | None,
+        check: Callable[[], Deferred[_T]],
+    ) -> _T:
         key = client_key(address)
-        client = self._clients.get(key)
-        if client is None:
+        retry = self.retry_after(address)
+        if retry is not None:
+            raise TooManyAttempts(retry, blocked=True)
+        same = (key, credentials_key)
+        if same in self._checking:
+            # The same credentials are being checked for this client: their outcome is ours.
+            waiter: Deferred[bool] = Deferred()
+            self._checking[same].append(waiter)
+            if not await waiter:
+                raise UnauthorizedLogin()
+            return await check()  # verified now: the checker answers from its cache
+        admission = await self.state.admit(key)
+        if not admission.admitted:
+            if admission.blocked:
+                self._note_blocked(key, admission.retry_after)
+            raise TooManyAttempts(whole_seconds(admission.retry_after), admission.blocked)
+        self._checking[same] = []
+        outcome = Outcome.ABANDONED
+        try:
+            await self.queue.acquire(key)
+            try:
+                result = await check()
+            except (UnauthorizedLogin, LoginFailed):
+                outcome = Outcome.FAILED
+                raise
+            finally:
+                self.queue.release(key)
+            outcome = Outcome.SUCCEEDED
+            return result
+        finally:
+            for w in self._checking.pop(same, []):
+                w.callback(outcome is Outcome.SUCCEEDED)
+            self._settle(key, user, outcome)
+
+    def record_failure(self, address: str, user: str | None) -> None:
+        """Count a failure that needed no check (credentials that did not parse)."""
+        key = client_key(address)
+        d = self.state.record_failure(key, user)
+        d.addCallback(lambda blocked: self._after(key, user, blocked))
+        d.addErrback(lambda f: log.failure("could not record a failed login", f))
+
+    def _settle(self, key: str, user: str | None, outcome: Outcome) -> None:
+        d = self.state.settle(key, user, outcome)
+        d.addCallback(lambda blocked: self._after(key, user, blocked))
+        d.addErrback(lambda f: log.failure("could not record the end of a login", f))
+
+    def _after(self, key: str, user: str | None, blocked: float) -> None:
+        """Note (and say, the first time) that *key* is blocked for *blocked* seconds."""
+        if blocked <= 0:
             return
-        now = self.clock.seconds()
-        self._expire(client, now)
-        kept = [(t, u) for (t, u) in client.failures if u != user]
-        client.failures.clear()
-        client.failures.extend(kept)
-        if not client.failures and client.blocked_until <= now:
-            del self._clients[key]
+        if key not in self._blocked:
+            log.warn(
+                "too many failed logins from {address} (last as {user!r}):"
+                " refusing it for {seconds} seconds",
+                address=key,
+                user=user,
+                seconds=whole_seconds(blocked),
+            )
+        self._note_blocked(key, blocked)
 
-    def _expire(self, client: _Client, now: float) -> None:
-        while client.failures and client.failures[0][0] <= now - self.window:
-            client.failures.popleft()
+    def _note_blocked(self, key: str, seconds: float) -> None:
+        self._blocked[key] = self.clock.seconds() + seconds
+        if len(self._blocked) > MAX_REMEMBERED:
+            now = self.clock.seconds()
+            self._blocked = {k: t for k, t in self._blocked.items() if t > now}

@@ -9,6 +9,7 @@ replaced atomically (a temporary file, then a rename) and new files get mode
 from __future__ import annotations
 
 import argparse
+import codecs
 import getpass
 import os
 import stat
@@ -178,6 +179,9 @@ def _read_lines(path: str) -> list[bytes]:
         return []
     except OSError as e:
         raise CommandError(f"cannot read {path}: {e.strerror or e}") from None
+    # paxd ignores a byte-order mark; rewritten files go without it, which Apache reads too
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
     try:
         parse_htpasswd(data, path)  # refuse to rewrite a file we do not understand
     except HtpasswdError as e:

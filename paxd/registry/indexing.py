@@ -9,7 +9,8 @@ and, if it holds any, its parent tags are made to match its version tags (a
 directory written by Docker distribution, or left by a kill mid-update, is
 repaired; not in read-only mode; a repository that no longer holds a pack
 loses its parent tags, see :mod:`paxd.registry.packrepo`), in the
-repository's turn so that pushes arriving meanwhile wait.  A ``_packs``
+repository's turn so that pushes arriving meanwhile wait; tags that resolve
+to nothing (a kill mid-push or mid-delete) are removed first (same cases).  A ``_packs``
 listing asked for during a fill waits for all of it.
 :meth:`StartupIndexer.repair` does the same for one repository, when a shared
 index finds a tag change left unfinished.
@@ -122,6 +123,9 @@ class StartupIndexer:
         tags = self._repository(name).tags
         names = await tags.names()
         digests = await tags.currents(names)
+        if not context.readonly:
+            dangling = await tags.remove_dangling(names, digests)
+            names = [t for t in names if t not in dangling]
         summaries: dict[str, PackSummary | None] = {}
         by_digest: dict[Digest, PackSummary | None] = {}
         for tag in names:

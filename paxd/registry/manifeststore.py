@@ -7,6 +7,13 @@ which answers the OCI referrers API.  Parsing and validation are
 :mod:`paxd.registry.manifests`'; what a manifest references must be in this
 repository; tag changes go through the repository's
 :class:`~paxd.registry.tags.TagStore`.
+
+A push's links (revision, referrer, tag) and a delete's removals are made in
+the repository's turn (:meth:`~paxd.registry.index.IRegistryIndex.serialise`),
+so a push racing a delete of the same manifest ends as one after the other,
+never as a tag pointing at a removed manifest.  A delete removes the tags
+first, then the revision: a kill in between leaves an untagged manifest,
+never a tag that answers 404.
 """
 
 from __future__ import annotations
@@ -146,9 +153,20 @@ class ManifestStore:
         await check_references(
             self.name, manifest, content, self._context.references, self._blobs.linked, self._exists
         )
-        subject = await self._store(digest, content, manifest)
-        if named:
-            await self._tags.push_all(named, digest, summary)
+        driver = self._context.driver
+        blob_path = layout.blob_data(digest)
+        if not await exists(driver, blob_path):
+            # content-addressed and never removed by a delete: no turn needed
+            await driver.put_content(blob_path, content)
+
+        async def link() -> Digest | None:
+            # revision and tags in one turn: a delete racing the push sees both or neither
+            subject = await self._link(digest, manifest)
+            if named:
+                await self._tags.push_all(named, digest, summary)
+            return subject
+
+        subject = await self._context.index.serialise(self.name, link)
         await self._context.index.add_repository(self.name)
         log.info(
             "pushed manifest {name}@{digest} ({media_type}, tags {tags}, {size} bytes)",
@@ -161,14 +179,9 @@ class ManifestStore:
         )
         return PutManifestResult(digest, subject, named)
 
-    async def _store(
-        self, digest: Digest, content: bytes, manifest: manifests.Manifest
-    ) -> Digest | None:
-        """Write the manifest's blob, revision and referrer record; its subject's digest."""
+    async def _link(self, digest: Digest, manifest: manifests.Manifest) -> Digest | None:
+        """Write the manifest's revision and referrer record (in the turn); its subject's digest."""
         driver = self._context.driver
-        blob_path = layout.blob_data(digest)
-        if not await exists(driver, blob_path):
-            await driver.put_content(blob_path, content)
         await write_link(driver, layout.revision_link(self.name, digest), digest)
         subject = manifest.subject.digest if manifest.subject is not None else None
         if subject is not None:
@@ -187,6 +200,18 @@ class ManifestStore:
             await self._tags.delete(ref, reference)
             log.info("deleted tag {name}:{tag}", name=self.name, tag=ref)
             return
+        untagged = await self._context.index.serialise(
+            self.name, lambda: self._unlink(ref, reference)
+        )
+        log.info(
+            "deleted manifest {name}@{digest} and tags {tags}",
+            name=self.name,
+            digest=str(ref),
+            tags=untagged,
+        )
+
+    async def _unlink(self, ref: Digest, reference: str) -> list[str]:
+        """Remove the manifest *ref*'s tags, revision and referrer record (in the turn)."""
         if not await self._exists(ref):
             raise manifest_unknown(reference)
         driver = self._context.driver
@@ -195,16 +220,11 @@ class ManifestStore:
         except PathNotFound:
             parsed = None
         subject = parsed.subject.digest if parsed is not None and parsed.subject else None
+        untagged = await self._tags.untag_all(ref)
         await delete_quietly(driver, layout.revision_dir(self.name, ref))
-        untagged = await self._tags.delete_pointing_at(ref)
         if subject is not None:
             await delete_quietly(driver, layout.referrer_dir(self.name, subject, ref))
-        log.info(
-            "deleted manifest {name}@{digest} and tags {tags}",
-            name=self.name,
-            digest=str(ref),
-            tags=untagged,
-        )
+        return untagged
 
     # -- referrers -------------------------------------------------------------------
     @deferred

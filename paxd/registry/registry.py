@@ -22,6 +22,7 @@ The layout of the domain::
     references.py    what a pushed manifest must find (sparse manifests)
     holders.py       which repositories link a blob (anonymous mounts)
     links.py         link files and small reads over the storage driver
+    health.py        the storage check behind /health, shared by concurrent probes
 
 API CONTRACT: every method the web layer calls returns a Deferred, failing
 with RegistryError for client errors (``repository(name)`` alone raises at
@@ -37,22 +38,17 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
-from paxd.registry import layout
 from paxd.registry.blobcache import BlobCache
-from paxd.registry.context import StoreContext, deferred, rfc3339
-from paxd.registry.errors import RegistryError
+from paxd.registry.context import StoreContext, deferred
+from paxd.registry.health import HealthCheck
+from paxd.registry.health import Outcome as HealthOutcome
 from paxd.registry.index import InProcessIndex, IRegistryIndex, PackPage, Page
 from paxd.registry.indexing import StartupIndexer
 from paxd.registry.reference import parse_name
 from paxd.registry.references import ReferenceChecks
 from paxd.registry.repository import Repository
 from paxd.registry.uploads import UploadStates
-from paxd.storage.interface import (
-    IRedirectingDriver,
-    IStorageDriver,
-    PathNotFound,
-    StorageError,
-)
+from paxd.storage.interface import IRedirectingDriver, IStorageDriver
 
 log = Logger()
 
@@ -125,6 +121,7 @@ class Registry:
         #: uploads in progress in this process: (name, uuid) → hash state and lock
         self._uploads: UploadStates = {}
         self._indexer = StartupIndexer(self.context, self.repository)
+        self._health = HealthCheck(driver, now, readonly=readonly, also=self.index.check)
 
     @property
     def driver(self) -> IStorageDriver:
@@ -182,28 +179,15 @@ class Registry:
         await self._indexer.ready()
         return await self.index.packs(size, last)
 
-    @deferred
-    async def check_health(self) -> None:
-        """Succeed if storage and the index are usable; else fail with RegistryError UNAVAILABLE."""
-        await self._check_storage()
-        await self.index.check()
+    def check_health(self) -> Deferred[None]:
+        """Succeed if storage and the index are usable; else fail with RegistryError
+        UNAVAILABLE naming why.
 
-    async def _check_storage(self) -> None:
-        driver = self.context.driver
-        try:
-            if self.context.readonly:
-                # maintenance mode may sit on a read-only mount: only read
-                try:
-                    await driver.stat(layout.ROOT)
-                except PathNotFound:
-                    pass
-                return
-            probe = rfc3339(self.context.now()).encode("ascii")
-            await driver.put_content(layout.HEALTH_PROBE, probe)
-            if await driver.get_content(layout.HEALTH_PROBE) != probe:
-                raise StorageError("the health probe read back different content")
-        except Exception as e:
-            log.error("storage health check failed: {reason}", reason=str(e))
-            raise RegistryError(
-                "UNAVAILABLE", f"storage is not usable: {e}", detail={"driver": driver.name}
-            ) from e
+        Concurrent probes share one check, and a result answers for about a
+        second (:mod:`paxd.registry.health`).
+        """
+        return self._health.check()
+
+    def recent_health(self) -> HealthOutcome | None:
+        """The last health check's outcome while it still answers probes, else None."""
+        return self._health.recent()

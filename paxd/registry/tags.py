@@ -3,7 +3,8 @@
 A tag is ``_manifests/tags/<tag>/current/link`` (where it points) and
 ``index/…/link`` (where it has pointed), as distribution writes them.  Every
 change of a repository's tags runs in its turn (:meth:`IRegistryIndex.serialise
-<paxd.registry.index.IRegistryIndex.serialise>`), and moves the *parent tags*
+<paxd.registry.index.IRegistryIndex.serialise>`; a manifest push or delete
+holds the turn for its links and tags together), and moves the *parent tags*
 it affects (``1.x``, ``1.27.x``, ``lts__14.x``… see
 :mod:`paxd.packs.versions`) before the pack index hears of it.
 
@@ -11,6 +12,11 @@ Parent tags are kept only in repositories that hold packs
 (:mod:`paxd.registry.packrepo`: one marker file, read once per push); in
 any other repository ``1.x`` is an ordinary tag, pushed and deleted by
 clients like any other.
+
+A listing shows only tags whose current link resolves: a tag half-written
+(its index link, not yet its current link: a push in progress, or killed)
+is left out, and start-up repair (:meth:`TagStore.remove_dangling`) removes
+the ones a kill left behind, and tags pointing at a deleted manifest.
 
 Parent tags are computed afresh from storage each time (the tag listing, then
 a few links), so whatever an earlier update left (a kill, another replica,
@@ -39,6 +45,9 @@ from paxd.registry.reference import Digest, is_tag
 from paxd.storage.interface import PathNotFound
 
 log = Logger()
+
+#: current links read at once while a listing checks that its tags resolve
+RESOLVE_BATCH = 256
 
 
 def _lines(
@@ -95,7 +104,19 @@ class TagStore:
         tags = sorted(t for t in found if is_tag(t))
         if last is not None:
             tags = [t for t in tags if t > last]
-        return Page(tags[:size], size > 0 and len(tags) > size)
+        resolved = await self._resolving(tags, size + 1)
+        return Page(resolved[:size], size > 0 and len(resolved) > size)
+
+    async def _resolving(self, candidates: list[str], wanted: int) -> list[str]:
+        """The first *wanted* of *candidates* (in order) whose current link names a digest."""
+        found: list[str] = []
+        start = 0
+        while start < len(candidates) and len(found) < wanted:
+            batch = candidates[start : start + min(RESOLVE_BATCH, wanted - len(found))]
+            start += len(batch)
+            digests = await self.currents(batch)
+            found.extend(t for t in batch if digests[t] is not None)
+        return found
 
     async def current(self, tag: str) -> Digest | None:
         """Where *tag* points now (None: no such tag, or a corrupt link)."""
@@ -151,44 +172,40 @@ class TagStore:
             self._context.check_not_parent(tag, await self.marker.present())
 
     async def push(self, tag: str, digest: Digest, summary: PackSummary | None) -> None:
-        """Point *tag* at the manifest *digest* (summarised as *summary*) and move its parents."""
+        """Point *tag* at the manifest *digest* (summarised as *summary*) and move its parents.
 
-        async def retag() -> None:
-            before = await self._before_push(tag, summary, in_turn=True)
-            # distribution's order: the tag's index, then what it points at now
-            driver = self._context.driver
-            await write_link(driver, layout.tag_index_link(self.name, tag, digest), digest)
-            await write_link(driver, layout.tag_current_link(self.name, tag), digest)
-            parents = await self._after_push(tag, digest, summary, before)
-            await self._context.index.update_pack(self.name, [], (tag, summary), parents)
-
-        await self._context.index.serialise(self.name, retag)
+        Called in the repository's turn (the manifest push holds it).
+        """
+        before = await self._before_push(tag, summary, in_turn=True)
+        # distribution's order: the tag's index, then what it points at now
+        driver = self._context.driver
+        await write_link(driver, layout.tag_index_link(self.name, tag, digest), digest)
+        await write_link(driver, layout.tag_current_link(self.name, tag), digest)
+        parents = await self._after_push(tag, digest, summary, before)
+        await self._context.index.update_pack(self.name, [], (tag, summary), parents)
 
     async def push_all(
         self, tags: Sequence[str], digest: Digest, summary: PackSummary | None
     ) -> None:
-        """Point every one of *tags* at *digest* in one turn, all or none (see :meth:`push`).
+        """Point every one of *tags* at *digest*, all or none (see :meth:`push`).
 
-        Every refusal (a parent tag where packs are, a first pack over the
-        clients' parent-shaped tags) is checked for all of them before the
-        first is written; then each moves its parents and tells the pack
-        index, in order, as its own push would.
+        Called in the repository's turn (the manifest push holds it).  Every
+        refusal (a parent tag where packs are, a first pack over the clients'
+        parent-shaped tags) is checked for all of them before the first is
+        written; then each moves its parents and tells the pack index, in
+        order, as its own push would.
         """
         if len(tags) == 1:
             await self.push(tags[0], digest, summary)
             return
-
-        async def retag_all() -> None:
-            befores = [await self._before_push(t, summary, in_turn=True) for t in tags]
-            await self._write_all(tags, digest)
-            for i, (tag, before) in enumerate(zip(tags, befores, strict=True)):
-                if i > 0:
-                    # an earlier tag may have made the repository hold packs, or not
-                    before = attrs.evolve(before, packs=await self._holds_packs())
-                parents = await self._after_push(tag, digest, summary, before)
-                await self._context.index.update_pack(self.name, [], (tag, summary), parents)
-
-        await self._context.index.serialise(self.name, retag_all)
+        befores = [await self._before_push(t, summary, in_turn=True) for t in tags]
+        await self._write_all(tags, digest)
+        for i, (tag, before) in enumerate(zip(tags, befores, strict=True)):
+            if i > 0:
+                # an earlier tag may have made the repository hold packs, or not
+                before = attrs.evolve(before, packs=await self._holds_packs())
+            parents = await self._after_push(tag, digest, summary, before)
+            await self._context.index.update_pack(self.name, [], (tag, summary), parents)
 
     async def _write_all(self, tags: Sequence[str], digest: Digest) -> None:
         """Point *tags* at *digest* (in the turn); if storage fails, put back those written."""
@@ -227,20 +244,62 @@ class TagStore:
 
         await self._context.index.serialise(self.name, untag)
 
-    async def delete_pointing_at(self, digest: Digest) -> list[str]:
-        """Remove every tag whose current link is *digest*, and move parents; those removed."""
+    async def untag_all(self, digest: Digest) -> list[str]:
+        """Remove every tag whose current link is *digest*, and move parents; those removed.
 
-        async def untag_all() -> list[str]:
-            packs = await self._holds_packs()
-            removed = []
-            for tag in await self.names():
-                if await self.current(tag) == digest:
-                    await delete_quietly(self._context.driver, layout.tag_dir(self.name, tag))
-                    removed.append(tag)
-            await self._changed(removed, packs, digest)
-            return removed
+        Called in the repository's turn (the manifest delete holds it).
+        """
+        packs = await self._holds_packs()
+        names = await self.names()
+        currents = await self.currents(names)
+        removed = [tag for tag in names if currents[tag] == digest]
+        for tag in removed:
+            await delete_quietly(self._context.driver, layout.tag_dir(self.name, tag))
+        await self._changed(removed, packs, digest)
+        return removed
 
-        return await self._context.index.serialise(self.name, untag_all)
+    async def remove_dangling(
+        self, names: list[str], digests: Mapping[str, Digest | None]
+    ) -> set[str]:
+        """Start-up repair, in the repository's turn: remove the tags that resolve to nothing.
+
+        A tag whose current link is missing (a kill between its index link
+        and its current link) and a tag pointing at a manifest this
+        repository no longer holds (a kill, or Docker distribution, deleting
+        the manifest first) would be listed and answer 404.  A current link
+        that is there but corrupt is left alone (listings skip it).
+
+        :return: the tags removed.
+        """
+        driver = self._context.driver
+        missing = [t for t in names if digests.get(t) is None]
+        pointed = sorted({d for t in names if (d := digests.get(t)) is not None}, key=str)
+        checks = await gatherResults(
+            [
+                Deferred.fromCoroutine(exists(driver, layout.tag_current_link(self.name, t)))
+                for t in missing
+            ]
+            + [
+                Deferred.fromCoroutine(exists(driver, layout.revision_link(self.name, d)))
+                for d in pointed
+            ],
+            consumeErrors=True,
+        )
+        half_written = {
+            t for t, there in zip(missing, checks[: len(missing)], strict=True) if not there
+        }
+        gone = {d for d, there in zip(pointed, checks[len(missing) :], strict=True) if not there}
+        dangling = half_written | {t for t in names if digests.get(t) in gone}
+        for tag in sorted(dangling):
+            await delete_quietly(driver, layout.tag_dir(self.name, tag))
+        if dangling:
+            log.warn(
+                "removed tags of {name} that resolved to nothing (a push or delete"
+                " interrupted): {tags}",
+                name=self.name,
+                tags=", ".join(sorted(dangling)),
+            )
+        return dangling
 
     async def _holds_packs(self) -> bool:
         """Whether the registry keeps parent tags here (never when they are turned off)."""

@@ -7,6 +7,11 @@ process between requests (:class:`UploadState`, in a table the
 a restart wrote part of the upload the missing bytes are read back.  A
 completed upload becomes visible by one atomic move into the blob store,
 then a link: no reader ever sees a partial blob.
+
+A cancel (``DELETE``) takes the upload's lock like a ``PATCH`` or ``PUT``, so
+that one waits for the other: a chunk written while its upload is removed
+(by another process) is noticed at commit, its upload removed again, and the
+client told the upload is unknown.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from paxd.registry.context import StoreContext, deferred, rfc3339
 from paxd.registry.errors import RegistryError, upload_unknown
 from paxd.registry.links import CHUNK, delete_quietly, exists, read_into
 from paxd.registry.reference import Digest, parse_algorithm, parse_digest
-from paxd.storage.interface import IReader, PathNotFound
+from paxd.storage.interface import IReader, IWriter, PathNotFound
 
 log = Logger()
 
@@ -169,10 +174,14 @@ class UploadStore:
         self._context.check_writable()
         state = self._state(uuid)
         await state.lock.acquire()
+        gone = False
         try:
             offset = await self._append(uuid, state, body, start)
+        except RegistryError as e:
+            gone = e.code == "BLOB_UPLOAD_UNKNOWN"
+            raise
         finally:
-            self._release(uuid, state)
+            self._release(uuid, state, forget=gone)
         return UploadStatus(self.name, uuid, offset)
 
     @deferred
@@ -198,6 +207,9 @@ class UploadStore:
         try:
             info = await self._complete(uuid, wanted, state, body, start)
             done = True
+        except RegistryError as e:
+            done = e.code == "BLOB_UPLOAD_UNKNOWN"
+            raise
         finally:
             self._release(uuid, state, forget=done)
         return info
@@ -232,11 +244,15 @@ class UploadStore:
         """Discard an upload."""
         uuid = parse_uuid(uuid)
         self._context.check_writable()
+        state = self._state(uuid)
+        # a PATCH or PUT of this upload in progress finishes first (or waits for this)
+        await state.lock.acquire()
         try:
             await self._context.driver.delete(layout.upload_dir(self.name, uuid))
         except PathNotFound:
             raise upload_unknown(uuid) from None
-        self._forget(uuid)
+        finally:
+            self._release(uuid, state, forget=True)
         log.info("cancelled upload {uuid} in {name}", name=self.name, uuid=uuid)
 
     # -- the work ------------------------------------------------------------------
@@ -304,7 +320,7 @@ class UploadStore:
                 # hashed by the driver with the write (the filesystem: in the disk pool)
                 await writer.write(chunk, hasher)
                 written += len(chunk)
-            await writer.commit()
+            await self._commit(uuid, writer)
         except BaseException:
             if ahead is not None:
                 # the write failed first: the read's result is not wanted.  Not
@@ -320,6 +336,22 @@ class UploadStore:
             raise
         state.offset = size + written
         return state.offset
+
+    async def _commit(self, uuid: str, writer: IWriter) -> None:
+        """Commit a chunk; BLOB_UPLOAD_UNKNOWN if the upload was cancelled meanwhile.
+
+        Another process may have removed the upload while the chunk was
+        written: then the file is gone (the commit says so), or the writer
+        made it again, alone (its ``startedat`` is missing), and it is removed.
+        """
+        driver = self._context.driver
+        try:
+            await writer.commit()
+        except PathNotFound:
+            raise upload_unknown(uuid) from None
+        if not await exists(driver, layout.upload_startedat(self.name, uuid)):
+            await delete_quietly(driver, layout.upload_dir(self.name, uuid))
+            raise upload_unknown(uuid)
 
     async def _complete(
         self,

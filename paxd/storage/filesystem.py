@@ -11,6 +11,13 @@ disk never stalls the reactor.  Paths are checked with
 :func:`~paxd.storage.interface.check_path` and then, once resolved, must still
 lie inside the root: a symlinked directory pointing elsewhere is refused.
 
+Writes and deletes of the same tree at once (a manifest pushed while it is
+deleted) are taken as one happening before the other, never as an error
+(:mod:`paxd.storage.fsraces`); a full disk is
+:class:`~paxd.storage.interface.StorageFull` (507), and any other
+``OSError`` (an I/O error) :class:`~paxd.storage.interface.StorageUnavailable`
+naming the operation and the logical path.
+
 Resolving a whole path (``os.path.realpath``: an ``lstat`` per component, in
 Python) on every call was most of the disk pool's time for small requests,
 so the check is done once per directory: a directory whose real location was
@@ -27,17 +34,22 @@ import errno
 import functools
 import os
 import secrets
-import shutil
 import stat as stat_module
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import suppress
 from typing import ParamSpec, TypeVar
 
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from zope.interface import implementer
 
+from paxd.storage.fsraces import (
+    fsync_dir_if_there,
+    remove_tree,
+    storage_error,
+    with_directory,
+    write_replace,
+)
 from paxd.storage.interface import (
     FileInfo,
     Hasher,
@@ -46,10 +58,14 @@ from paxd.storage.interface import (
     IStorageDriver,
     IWriter,
     PathNotFound,
+    StorageError,
     StorageFull,
     check_path,
 )
 from paxd.threadpool import IRunner
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 #: put_content's temporary files: hidden (a leading dot is not valid in any
 #: repository name component or tag, so no listing can mistake one for content).
@@ -60,9 +76,6 @@ FILE_MODE = 0o644
 VERIFIED_DIRS = 4096
 #: what a full file system (or a quota) answers
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 
 def _space_checked(f: Callable[_P, _T]) -> Callable[_P, _T]:
@@ -78,15 +91,6 @@ def _space_checked(f: Callable[_P, _T]) -> Callable[_P, _T]:
             raise
 
     return wrapper
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make a rename or creation in *directory* durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> int:
@@ -124,6 +128,16 @@ def _visible(name: str) -> bool:
     return not name.startswith(TEMP_PREFIX)
 
 
+def _guarded(op: str, path: str, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """In the pool: ``f(*args)``, an ``OSError`` it raises turned into a StorageError."""
+    try:
+        return f(*args, **kwargs)
+    except StorageError:
+        raise
+    except OSError as e:
+        raise storage_error(e, op, path) from e
+
+
 class _OpenFile:
     """A file descriptor used from the pool, one operation at a time, closed once.
 
@@ -132,8 +146,9 @@ class _OpenFile:
     caller fires several without waiting; closing waits for them all.
     """
 
-    def __init__(self, runner: IRunner, fd: int, size: int) -> None:
+    def __init__(self, runner: IRunner, fd: int, size: int, path: str) -> None:
         self._runner = runner
+        self._path = path
         self._fd = fd
         self._closed = False
         self._lock = DeferredLock()
@@ -155,8 +170,8 @@ class _OpenFile:
 class FilesystemReader(_OpenFile):
     """Reads one open file with ``pread``, in the pool, one read at a time."""
 
-    def __init__(self, runner: IRunner, fd: int, size: int, offset: int) -> None:
-        super().__init__(runner, fd, size)
+    def __init__(self, runner: IRunner, fd: int, size: int, offset: int, path: str) -> None:
+        super().__init__(runner, fd, size, path)
         self._offset = offset
 
     def fileno(self) -> int:
@@ -171,9 +186,9 @@ class FilesystemReader(_OpenFile):
             return fail(ValueError("reader is closed"))
 
         def locked() -> Deferred[bytes]:
-            return self._runner.run(os.pread, self._fd, length, self._offset).addCallback(
-                self._advance
-            )
+            return self._runner.run(
+                _guarded, "reading", self._path, os.pread, self._fd, length, self._offset
+            ).addCallback(self._advance)
 
         return self._lock.run(locked)
 
@@ -191,11 +206,15 @@ class FilesystemWriter(_OpenFile):
     """Writes straight into the file at its path; :meth:`commit` makes it durable.
 
     *directory* is the file's directory if the writer created the file (its
-    entry is fsynced on commit), else None.
+    entry is fsynced on commit), else None.  A commit fails with
+    :class:`PathNotFound` if the file was deleted while it was being written
+    (an upload cancelled meanwhile): what was written is lost.
     """
 
-    def __init__(self, runner: IRunner, fd: int, size: int, directory: str | None) -> None:
-        super().__init__(runner, fd, size)
+    def __init__(
+        self, runner: IRunner, fd: int, size: int, directory: str | None, path: str
+    ) -> None:
+        super().__init__(runner, fd, size, path)
         self._directory = directory
         #: the size before this writer: what cancel cuts back to
         self._start = size
@@ -206,7 +225,9 @@ class FilesystemWriter(_OpenFile):
             return fail(ValueError("writer is closed"))
 
         def locked() -> Deferred[None]:
-            return self._runner.run(_write_hashed, self._fd, data, hasher).addCallback(self._grow)
+            return self._runner.run(
+                _guarded, "writing", self._path, _write_hashed, self._fd, data, hasher
+            ).addCallback(self._grow)
 
         return self._lock.run(locked)
 
@@ -217,11 +238,12 @@ class FilesystemWriter(_OpenFile):
     def _commit(self) -> None:
         try:
             os.fsync(self._fd)
+            deleted = os.fstat(self._fd).st_nlink == 0
         finally:
             os.close(self._fd)
         # A new file: make its directory entry durable too.
-        if self._directory is not None:
-            _fsync_dir(self._directory)
+        if deleted or (self._directory is not None and not fsync_dir_if_there(self._directory)):
+            raise PathNotFound(self._path)
 
     def commit(self) -> Deferred[None]:
         """fsync and close the file, then fsync its directory."""
@@ -230,7 +252,7 @@ class FilesystemWriter(_OpenFile):
         self._closed = True
 
         def locked() -> Deferred[None]:
-            return self._runner.run(self._commit)
+            return self._runner.run(_guarded, "committing", self._path, self._commit)
 
         return self._lock.run(locked)
 
@@ -385,22 +407,15 @@ class FilesystemStorage:
     def _put_content(self, path: str, content: bytes) -> None:
         full = self._resolve(path)
         directory = os.path.dirname(full)
-        os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
-        temp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        try:
-            try:
-                _write_all(fd, content)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, full)
-        except BaseException:
-            # The old content (if any) is untouched; only the temp file goes.
-            with suppress(OSError):
-                os.unlink(temp)
-            raise
-        _fsync_dir(directory)
+
+        def attempt() -> None:
+            temp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
+            write_replace(directory, full, temp, lambda fd: _write_all(fd, content))
+
+        # a concurrent delete may remove the directory: made again, the put lands after it
+        with_directory(directory, path, attempt)
+        # removed right after the rename: the put happened, then the delete
+        fsync_dir_if_there(directory)
 
     def _reader(self, path: str, offset: int) -> FilesystemReader:
         if offset < 0:
@@ -416,7 +431,7 @@ class FilesystemStorage:
         except BaseException:
             os.close(fd)
             raise
-        return FilesystemReader(self._runner, fd, st.st_size, offset)
+        return FilesystemReader(self._runner, fd, st.st_size, offset, path)
 
     @_space_checked
     def _writer(self, path: str, append: bool) -> FilesystemWriter:
@@ -429,14 +444,13 @@ class FilesystemStorage:
         except FileNotFoundError:
             full = self._resolve(path)
             created = os.path.dirname(full)
-            os.makedirs(created, mode=DIR_MODE, exist_ok=True)
-            fd = self._open(path, flags | os.O_CREAT)
+            fd = with_directory(created, path, lambda: self._open(path, flags | os.O_CREAT))
         try:
             size = os.fstat(fd).st_size
         except BaseException:
             os.close(fd)
             raise
-        return FilesystemWriter(self._runner, fd, size, created)
+        return FilesystemWriter(self._runner, fd, size, created, path)
 
     def _stat(self, path: str) -> FileInfo:
         full = self._resolve_parent(path)
@@ -494,16 +508,20 @@ class FilesystemStorage:
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(source) from None
         destination_dir = os.path.dirname(destination_full)
-        os.makedirs(destination_dir, mode=DIR_MODE, exist_ok=True)
-        try:
-            os.replace(source_full, destination_full)
-        except FileNotFoundError:
-            # Removed between the lstat and here.
-            raise PathNotFound(source) from None
-        _fsync_dir(destination_dir)
+
+        def attempt() -> None:
+            try:
+                os.replace(source_full, destination_full)
+            except FileNotFoundError:
+                if not os.path.lexists(source_full):
+                    raise PathNotFound(source) from None  # removed since the lstat
+                raise  # the destination's directory went: made again, tried again
+
+        with_directory(destination_dir, destination, attempt)
+        fsync_dir_if_there(destination_dir)
         source_dir = os.path.dirname(source_full)
         if source_dir != destination_dir:
-            _fsync_dir(source_dir)
+            fsync_dir_if_there(source_dir)
 
     def _delete(self, path: str) -> None:
         if path == "/":
@@ -512,7 +530,8 @@ class FilesystemStorage:
         try:
             st = os.lstat(full)
             if stat_module.S_ISDIR(st.st_mode):
-                shutil.rmtree(full)
+                # what a concurrent write adds meanwhile goes too
+                remove_tree(full)
             else:
                 os.unlink(full)
         except (FileNotFoundError, NotADirectoryError):
@@ -523,9 +542,12 @@ class FilesystemStorage:
         if b"\n" in line:
             raise ValueError("a line may not contain a newline")
         full = self._resolve(path)
-        os.makedirs(os.path.dirname(full), mode=DIR_MODE, exist_ok=True)
         record = line + b"\n"
-        fd = os.open(full, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        fd = with_directory(
+            os.path.dirname(full),
+            path,
+            lambda: os.open(full, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE),
+        )
         try:
             # One write(2) with O_APPEND: the record lands whole, after
             # everything any other process appended before it.
@@ -539,42 +561,44 @@ class FilesystemStorage:
     # -- IStorageDriver ----------------------------------------------------
     def get_content(self, path: str) -> Deferred[bytes]:
         """The whole content of *path*."""
-        return self._runner.run(self._get_content, path)
+        return self._runner.run(_guarded, "reading", path, self._get_content, path)
 
     def put_content(self, path: str, content: bytes) -> Deferred[None]:
         """Atomically replace *path* with *content* (temp file, fsync, rename, fsync dir)."""
-        return self._runner.run(self._put_content, path, content)
+        return self._runner.run(_guarded, "writing", path, self._put_content, path, content)
 
     def reader(self, path: str, offset: int = 0) -> Deferred[IReader]:
         """A :class:`FilesystemReader` positioned at *offset*."""
-        return self._runner.run(self._reader, path, offset)
+        return self._runner.run(_guarded, "opening", path, self._reader, path, offset)
 
     def writer(self, path: str, append: bool = False) -> Deferred[IWriter]:
         """A :class:`FilesystemWriter`; the file is truncated unless *append*."""
-        return self._runner.run(self._writer, path, append)
+        return self._runner.run(_guarded, "opening", path, self._writer, path, append)
 
     def stat(self, path: str) -> Deferred[FileInfo]:
         """Size (0 for directories), mtime and kind of *path*."""
-        return self._runner.run(self._stat, path)
+        return self._runner.run(_guarded, "looking at", path, self._stat, path)
 
     def children(self, path: str) -> Deferred[list[str]]:
         """The sorted names in directory *path* (temp files left out)."""
-        return self._runner.run(self._children, path)
+        return self._runner.run(_guarded, "listing", path, self._children, path)
 
     def walk_dirs(
         self, path: str, markers: tuple[str, ...], skip_prefix: str
     ) -> Deferred[list[str]]:
         """See :meth:`IStorageDriver.walk_dirs`; one scandir walk in one pool call."""
-        return self._runner.run(self._walk_dirs, path, markers, skip_prefix)
+        return self._runner.run(
+            _guarded, "listing", path, self._walk_dirs, path, markers, skip_prefix
+        )
 
     def move(self, source: str, destination: str) -> Deferred[None]:
         """Rename *source* onto *destination*, creating its parents."""
-        return self._runner.run(self._move, source, destination)
+        return self._runner.run(_guarded, "moving", source, self._move, source, destination)
 
     def delete(self, path: str) -> Deferred[None]:
         """Remove the file or the directory tree at *path*."""
-        return self._runner.run(self._delete, path)
+        return self._runner.run(_guarded, "deleting", path, self._delete, path)
 
     def append_line(self, path: str, line: bytes) -> Deferred[None]:
         """Append *line* and a newline in one O_APPEND write, then fsync."""
-        return self._runner.run(self._append_line, path, line)
+        return self._runner.run(_guarded, "appending to", path, self._append_line, path, line)

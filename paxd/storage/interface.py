@@ -134,7 +134,12 @@ class IWriter(Interface):
         """
 
     def commit() -> Deferred[None]:
-        """Flush and fsync what was written, then release the writer."""
+        """Flush and fsync what was written, then release the writer.
+
+        If the file was deleted meanwhile, the filesystem driver fails with
+        PathNotFound (what was written is lost); other drivers may write the
+        file again instead, so a caller that cares checks what else is there.
+        """
 
     def cancel() -> Deferred[None]:
         """Release the writer without committing: what it wrote is dropped and its space freed.

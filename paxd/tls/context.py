@@ -7,6 +7,15 @@ builds a new context from a new bundle and makes it current, so renewed or
 replaced certificates take effect for the next handshake while connections
 already open keep theirs. PEM is never read per handshake.
 
+The policy is Mozilla's "intermediate" profile unless ``http.tls`` says
+otherwise (:data:`MOZILLA_INTERMEDIATE`): TLS 1.2 with AEAD suites and
+forward secrecy only (ECDHE with AES-GCM or ChaCha20-Poly1305), and TLS 1.3;
+key exchange on X25519, P-256 or P-384.  ``ciphersuites`` replaces the TLS
+1.2 list and ``minimumtls`` the lowest version (below TLS 1.2, without
+``ciphersuites``, OpenSSL's defaults, which such clients need, with a
+warning).  The profile's DHE suites are left out: they need Diffie-Hellman
+parameters of the operator's, and every client that has them has ECDHE.
+
 The context negotiates ALPN ``http/1.1`` only, and answers RFC 8737
 TLS-ALPN-01 validation: a client that offers ``acme-tls/1`` for a name with a
 pending challenge gets the challenge certificate instead of the normal one.
@@ -19,8 +28,10 @@ from typing import Any, Protocol
 import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL
+from OpenSSL._util import lib as _openssl
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IProtocolFactory
 from twisted.logger import Logger
@@ -33,6 +44,7 @@ from paxd.tls.certificates import CertificateBundle, TLSSetupError, read_file
 __all__ = [
     "ACME_TLS_ALPN",
     "HTTP_ALPN",
+    "MOZILLA_INTERMEDIATE",
     "ChallengeCertificates",
     "ServerTLS",
     "TLSPolicy",
@@ -93,6 +105,20 @@ _TLS13_CIPHERS = (
     "TLS_CHACHA20_POLY1305_SHA256",
 )
 
+#: Mozilla's "intermediate" TLS 1.2 suites (guidelines 5.7), without DHE (module docstring)
+MOZILLA_INTERMEDIATE = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+#: the profile's key-exchange groups (OpenSSL would also offer X448 and P-521)
+MOZILLA_GROUPS = b"X25519:P-256:P-384"
+
 
 @attrs.frozen
 class TLSPolicy:
@@ -100,7 +126,9 @@ class TLSPolicy:
 
     minimum: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     #: an OpenSSL cipher string for TLS 1.2 and older; ``None``: Twisted's defaults
-    ciphers: str | None = None
+    ciphers: str | None = MOZILLA_INTERMEDIATE
+    #: key-exchange groups, as OpenSSL names them; ``None``: OpenSSL's defaults
+    groups: bytes | None = MOZILLA_GROUPS
     #: CAs that sign acceptable client certificates; when set, a client certificate is required
     client_cas: tuple[x509.Certificate, ...] = ()
 
@@ -145,9 +173,18 @@ def policy_from_config(tls: TLSConfig) -> TLSPolicy:
             raise TLSSetupError(
                 f"{key}: {path} holds no PEM CA certificate; list CA certificate files here"
             ) from None
-    return TLSPolicy(
-        minimum=minimum, ciphers=cipher_string(tls.ciphersuites), client_cas=tuple(cas)
-    )
+    ciphers = cipher_string(tls.ciphersuites)
+    if ciphers is None:
+        if minimum < ssl.TLSVersion.TLSv1_2:
+            # no AEAD suite exists below TLS 1.2: such clients need the old ones
+            log.warn(
+                "http.tls.minimumtls is {version}: offering OpenSSL's default cipher suites"
+                " (CBC and SHA-1 included), not Mozilla's intermediate profile",
+                version=name,
+            )
+        else:
+            ciphers = MOZILLA_INTERMEDIATE
+    return TLSPolicy(minimum=minimum, ciphers=ciphers, client_cas=tuple(cas))
 
 
 class ChallengeCertificates(Protocol):
@@ -228,6 +265,8 @@ class ServerTLS:
             raise TLSSetupError(
                 f"http.tls: OpenSSL refuses the certificate or settings: {e}"
             ) from None
+        if policy.groups is not None:
+            _set_groups(context, policy.groups)
         context.set_alpn_select_callback(self._select_alpn)
         return context
 
@@ -251,6 +290,14 @@ class ServerTLS:
         if HTTP_ALPN in offered:
             return HTTP_ALPN
         return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def _set_groups(context: SSL.Context, groups: bytes) -> None:
+    """Offer only *groups* for key exchange (pyOpenSSL has no public call for it)."""
+    set_list = getattr(_openssl, "SSL_CTX_set1_curves_list", None)
+    if set_list is None or not set_list(context._context, groups):
+        # an OpenSSL without the call (or the names): P-256 alone is in the profile too
+        context.set_tmp_ecdh(ec.SECP256R1())
 
 
 def wrap_tls(

@@ -6,6 +6,14 @@ its code (distribution's), and the headers an answer carries
 (:func:`http_headers`).  Errors the web layer raises itself, whose status or
 headers their code does not imply (a 404 for no endpoint, 405 with
 ``Allow``, 416 with ``Content-Range``, a 500), are :class:`HTTPError`.
+
+A storage failure that reaches the web layer is never a 500: a full storage
+(:class:`~paxd.storage.interface.StorageFull`) is a 507; storage that is
+failing (:class:`~paxd.storage.interface.StorageUnavailable`, or any other
+:class:`~paxd.storage.interface.StorageError`) is a 503 naming the storage,
+with ``Retry-After``; something removed while the request ran (a
+``PathNotFound`` the domain did not expect) is the 404 the path's kind
+calls for; a path the storage refuses, a 400 (:func:`storage_failure`).
 """
 
 from __future__ import annotations
@@ -20,7 +28,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from paxd.registry.errors import RegistryError
-from paxd.storage.interface import InvalidPath, StorageError, StorageFull, StorageUnavailable
+from paxd.storage.interface import (
+    InvalidPath,
+    PathNotFound,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
 
 log = Logger()
 
@@ -114,6 +128,26 @@ def internal_error() -> RegistryError:
     return HTTPError("UNAVAILABLE", "internal error", status=500)
 
 
+#: seconds a client is asked to wait after a storage failure
+STORAGE_RETRY_AFTER = 10
+#: path segment → the 404 code for something removed under a request of that kind
+_GONE_CODES = (
+    (b"/blobs/uploads/", "BLOB_UPLOAD_UNKNOWN"),
+    (b"/blobs/", "BLOB_UNKNOWN"),
+    (b"/manifests/", "MANIFEST_UNKNOWN"),
+)
+
+
+def storage_failure(error: StorageError, uri: bytes = b"") -> RegistryError:
+    """The answer for a storage failure the domain passed on (see the module docstring)."""
+    if isinstance(error, PathNotFound):
+        code = next((c for part, c in _GONE_CODES if part in uri), "NAME_UNKNOWN")
+        return RegistryError(code, "it was removed while the request ran")
+    if isinstance(error, InvalidPath):
+        return RegistryError("NAME_INVALID", "the storage refuses this path")
+    return storage_unavailable(error)
+
+
 def storage_unavailable(error: StorageError) -> RegistryError:
     """503 UNAVAILABLE for a storage failure: not the client's doing, and worth a retry.
 
@@ -121,19 +155,18 @@ def storage_unavailable(error: StorageError) -> RegistryError:
     detail has the storage alone, for clients that read it.
     """
     storage = error.storage if isinstance(error, StorageUnavailable) else "storage"
-    return RegistryError(
+    return HTTPError(
         "UNAVAILABLE",
         f"storage is unavailable: {error}" if storage == "storage" else str(error),
         detail={"storage": storage},
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
     )
 
 
 def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
-    """The error to send for *f*: a RegistryError as it is, a storage failure a 503.
-
-    Anything else (an invalid storage path included: a bug, not the storage's
-    doing) is logged with its traceback and answered 500.
-    """
+    """The error to send for *f*: a RegistryError as it is, a full storage a 507,
+    another storage failure as :func:`storage_failure` says; anything else
+    logged with its traceback, then a 500."""
     if f.check(RegistryError):
         error = f.value
         assert isinstance(error, RegistryError)
@@ -146,10 +179,10 @@ def error_for(f: Failure, request: IRequest | None = None) -> RegistryError:
         )
     method = request.method.decode("latin-1", "replace") if request is not None else "?"
     uri = request.uri[:300].decode("latin-1", "replace") if request is not None else "?"
-    if f.check(StorageError) and not f.check(InvalidPath):
+    if f.check(StorageError):
         assert isinstance(f.value, StorageError)
-        log.warn("{method} {uri}: 503, {reason}", method=method, uri=uri, reason=str(f.value)[:500])
-        return storage_unavailable(f.value)
+        log.warn("{method} {uri}: {reason}", method=method, uri=uri, reason=str(f.value)[:500])
+        return storage_failure(f.value, request.uri if request is not None else b"")
     log.failure("unexpected failure answering {method} {uri}", f, method=method, uri=uri)
     return internal_error()
 

@@ -71,12 +71,15 @@ class CountingCheckpw:
     def __init__(self) -> None:
         self.calls = 0
         self.threads: list[threading.Thread] = []
+        #: the hash each call checked against
+        self.hashes: list[bytes] = []
         self._lock = threading.Lock()
 
     def __call__(self, password: bytes, hashed: bytes) -> bool:
         with self._lock:
             self.calls += 1
             self.threads.append(threading.current_thread())
+            self.hashes.append(hashed)
         return bcrypt.checkpw(password, hashed)
 
 

@@ -145,6 +145,52 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(len(parsed.warnings), 1)
         self.assertIn("line 2: user 'a'", parsed.warnings[0])
 
+    def test_byte_order_mark_ignored(self) -> None:
+        """A file saved by an editor that writes a UTF-8 BOM still logs its first user in."""
+        data = b"\xef\xbb\xbf" + (fast_line("admin", "pw") + fast_line("b", "pw")).encode()
+        parsed = parse_htpasswd(data, "f")
+        self.assertEqual(sorted(parsed.users), ["admin", "b"])
+        self.assertEqual(parsed.warnings, [])
+
+    def test_spaces_around_colon_skipped_as_apache_and_distribution_do(self) -> None:
+        """``bob : hash`` logs no one in under Apache: skipped, with a warning saying why."""
+        hashed = hash_password(b"pw", 4).decode()
+        text = f"bob : {hashed}\ncarol :{hashed}\ndave: {hashed}\n" + fast_line("eve", "pw")
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        parsed = parse_htpasswd(text.encode(), path)
+        self.assertEqual(list(parsed.users), ["eve"])
+        self.assertEqual(len(parsed.warnings), 3)
+        for number, (user, warning) in enumerate(
+            zip(["bob", "carol", "dave"], parsed.warnings, strict=True), start=1
+        ):
+            self.assertIn(f"line {number}: spaces around ':' after user {user!r}", warning)
+            self.assertIn("'user:hash'", warning)
+            self.assertNotIn(hashed, warning)
+        # the real htpasswd agrees: it does not find bob either
+        self.assertFalse(htpasswd_verify(path, "bob", "pw"))
+        self.assertTrue(htpasswd_verify(path, "eve", "pw"))
+
+    def test_empty_file_warns_that_no_one_can_log_in(self) -> None:
+        for data in (b"", b"\n# only a comment\n\n", b"\xef\xbb\xbf"):
+            parsed = parse_htpasswd(data, "/etc/paxd/htpasswd")
+            self.assertEqual(parsed.users, {})
+            self.assertEqual(len(parsed.warnings), 1, data)
+            self.assertIn(
+                "/etc/paxd/htpasswd: no one can log in (it holds no entry)", parsed.warnings[0]
+            )
+            self.assertIn("paxd htpasswd /etc/paxd/htpasswd set admin", parsed.warnings[0])
+
+    def test_all_skipped_warns_that_no_one_can_log_in(self) -> None:
+        text = htpasswd_line("-m", user="old", password="pw") + "plain:secret\n"
+        parsed = parse_htpasswd(text.encode(), "f")
+        self.assertEqual(parsed.users, {})
+        self.assertEqual(len(parsed.warnings), 3)
+        self.assertIn("line 1: user 'old'", parsed.warnings[0])
+        self.assertIn("line 2: user 'plain'", parsed.warnings[1])
+        self.assertIn("f: no one can log in (all 2 entries were skipped)", parsed.warnings[2])
+
     def test_non_utf8_user_skipped(self) -> None:
         data = b"caf\xe9:" + hash_password(b"pw", 4) + b"\n"
         parsed = parse_htpasswd(data, "f")
@@ -211,12 +257,47 @@ class CheckerTests(CheckerMixin, SynchronousTestCase):
         self.assertIs(self.login(checker, b"\xff\xfe", "pw"), UnauthorizedLogin)
         self.assertIs(self.login(checker, "admin", b"\xff\x00"), UnauthorizedLogin)
 
-    def test_unknown_user_runs_bcrypt_on_a_dummy_of_the_usual_cost(self) -> None:
+    def test_unknown_user_runs_bcrypt_on_a_dummy_of_the_files_cost(self) -> None:
         """Timing: an unknown user costs one bcrypt of the file's cost, like a known one."""
         checker = self.make_checker(fast_line("a", "pw") + fast_line("b", "pw"))
         self.login(checker, "nobody", "pw")
         self.assertEqual(self.checkpw.calls, 1)
-        self.assertEqual(checker._dummy[:7], b"$2b$04$")
+        self.assertEqual(self.checkpw.hashes[0][:7], b"$2b$04$")
+        self.assertFalse(verify_password(self.checkpw.hashes[0], b"pw"))
+
+    def test_dummy_costs_follow_the_files_costs(self) -> None:
+        """With one user of cost 4 and three of cost 5, unknown names take either time.
+
+        The cost-4 user is not told apart by being fast: about a quarter of
+        unknown names are checked at cost 4 too, each name always at the same cost.
+        """
+        text = fast_line("quick", "pw") + "".join(
+            f"u{i}:" + hash_password(b"pw", 5).decode() + "\n" for i in range(3)
+        )
+        checker = self.make_checker(text)
+        costs = []
+        for i in range(400):
+            self.login(checker, f"nobody{i}", "guess")
+            costs.append(int(self.checkpw.hashes[-1][4:6]))
+        self.assertEqual(set(costs), {4, 5})
+        self.assertTrue(60 <= costs.count(4) <= 140, costs.count(4))
+        # the same name, the same cost: asking again tells nothing new
+        for i in range(20):
+            self.login(checker, f"nobody{i}", "other guess")
+            self.assertEqual(int(self.checkpw.hashes[-1][4:6]), costs[i])
+
+    def test_dummy_follows_a_reloaded_file(self) -> None:
+        checker = self.make_checker(fast_line("a", "pw"))
+        self.rewrite("b:" + hash_password(b"pw", 5).decode() + "\n")
+        self.clock.advance(1)
+        self.login(checker, "nobody", "pw")
+        self.assertEqual(self.checkpw.hashes[-1][:7], b"$2b$05$")
+
+    def test_empty_file_warned_at_load(self) -> None:
+        self.make_checker("# no users yet\n")
+        warnings = self.captured.messages("warn")
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("no one can log in", warnings[0])
 
     def test_skipped_user_cannot_log_in_and_is_warned_once(self) -> None:
         checker = self.make_checker(

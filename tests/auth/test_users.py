@@ -55,6 +55,18 @@ class UsersCommandTests(SynchronousTestCase):
         self.assertEqual(self.add("admin", "b"), 1)
         self.assertTrue(htpasswd_verify(self.path, "admin", "a"))
 
+    def test_set_on_a_file_with_a_byte_order_mark(self) -> None:
+        """The first user of a file saved with a BOM is found (not added a second time)."""
+        with open(self.path, "wb") as f:
+            f.write(
+                b"\xef\xbb\xbf"
+                + htpasswd_line("-B", "-C", "5", user="admin", password="old").encode()
+            )
+        self.assertEqual(self.add("admin", "new", command="set"), 0)
+        self.assertEqual(list(check_file(self.path).users), ["admin"])
+        self.assertTrue(verify_password(check_file(self.path).users["admin"], b"new"))
+        self.assertTrue(htpasswd_verify(self.path, "admin", "new"), "Apache reads it now too")
+
     def test_set_changes_and_keeps_other_lines(self) -> None:
         with open(self.path, "w") as f:
             f.write("# operators\n" + htpasswd_line("-B", "-C", "5", user="admin", password="old"))

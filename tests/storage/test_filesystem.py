@@ -18,7 +18,13 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from paxd.registry import layout
 from paxd.registry.reference import Digest
 from paxd.storage.filesystem import TEMP_PREFIX, FilesystemReader, FilesystemStorage
-from paxd.storage.interface import InvalidPath, IStorageDriver, PathNotFound, StorageFull
+from paxd.storage.interface import (
+    InvalidPath,
+    IStorageDriver,
+    PathNotFound,
+    StorageFull,
+    StorageUnavailable,
+)
 from paxd.threadpool import PoolRunner, SynchronousRunner, make_pool
 from tests.storage.mixin import LARGE, StorageDriverTestsMixin
 
@@ -178,7 +184,8 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
     def test_put_failure_onto_directory(self) -> None:
         """A put_content that cannot replace its target changes nothing and leaves no temp."""
         self.put("/a/target/inside", b"kept")
-        self.failureResultOf(self.driver.put_content("/a/target", b"new"), OSError)
+        f = self.failureResultOf(self.driver.put_content("/a/target", b"new"), StorageUnavailable)
+        self.assertIn("Is a directory (writing /a/target)", str(f.value))
         self.assertEqual(self.get("/a/target/inside"), b"kept")
         self.assertEqual(temp_files(self.root), [])
         self.assertEqual(os.listdir(self.os_path("/a")), ["target"])
@@ -210,7 +217,7 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
 
     def test_put_below_a_file(self) -> None:
         self.put("/a/file", b"old")
-        self.failureResultOf(self.driver.put_content("/a/file/below", b"x"), OSError)
+        self.failureResultOf(self.driver.put_content("/a/file/below", b"x"), StorageUnavailable)
         self.assertEqual(self.get("/a/file"), b"old")
 
     def test_writer_writes_in_place(self) -> None:
@@ -223,16 +230,16 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
 
     def test_writer_fsyncs_directory_of_new_file_only(self) -> None:
         """A created file's directory entry is made durable; an appended one's already is."""
-        import paxd.storage.filesystem as filesystem
+        import paxd.storage.fsraces as fsraces
 
         synced: list[str] = []
-        real = filesystem._fsync_dir
+        real = fsraces._fsync_dir
 
         def record(directory: str) -> None:
             synced.append(directory)
             real(directory)
 
-        self.patch(filesystem, "_fsync_dir", record)
+        self.patch(fsraces, "_fsync_dir", record)
         writer = self.ok(self.driver.writer("/up/data"))
         self.ok(writer.write(b"abc"))
         self.ok(writer.commit())
@@ -288,7 +295,7 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
     def test_move_directory_onto_nonempty(self) -> None:
         self.put("/from/a", b"1")
         self.put("/to/b", b"2")
-        self.failureResultOf(self.driver.move("/from", "/to"), OSError)
+        self.failureResultOf(self.driver.move("/from", "/to"), StorageUnavailable)
         self.assertEqual(self.get("/from/a"), b"1")
         self.assertEqual(self.get("/to/b"), b"2")
 

@@ -13,14 +13,21 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL, crypto
+from OpenSSL._util import lib as _openssl
 from twisted.internet import ssl
 from twisted.trial.unittest import SynchronousTestCase
 
 from paxd.config import TLSConfig
 from paxd.tls.certificates import CertificateBundle, TLSSetupError
-from paxd.tls.context import ServerTLS, TLSPolicy, cipher_string, policy_from_config
+from paxd.tls.context import (
+    MOZILLA_INTERMEDIATE,
+    ServerTLS,
+    TLSPolicy,
+    cipher_string,
+    policy_from_config,
+)
 from paxd.tls.responders import ACME_IDENTIFIER_OID, TLSALPN01Responder
-from tests.tls.support import TestCA, self_signed_bundle
+from tests.tls.support import CapturedLogs, TestCA, self_signed_bundle
 
 
 class HandshakeFailed(Exception):
@@ -270,3 +277,77 @@ class PolicyTests(SynchronousTestCase):
             TLSSetupError, policy_from_config, TLSConfig(clientcas=(str(directory / "ca.crt"),))
         )
         self.assertIn("http.tls.clientcas.0", str(error))
+
+
+def only_groups(context: SSL.Context, groups: bytes) -> SSL.Context:
+    """*context* offering only *groups* for key exchange (as a client that has no others)."""
+    assert _openssl.SSL_CTX_set1_curves_list(context._context, groups) == 1
+    return context
+
+
+class MozillaIntermediateTests(SynchronousTestCase):
+    """The default policy is Mozilla's intermediate profile (sslyze checks it in test_sslyze)."""
+
+    def setUp(self) -> None:
+        self.tls = ServerTLS(self_signed_bundle(["localhost"]))
+
+    def tls12_client(self, ciphers: bytes) -> SSL.Context:
+        context = client_context(max_version=SSL.TLS1_2_VERSION)
+        context.set_cipher_list(ciphers)
+        return context
+
+    def test_cbc_and_ccm_suites_refused(self) -> None:
+        """The six suites sslyze flagged on issue 13's run: each alone is refused."""
+        for suite in (
+            b"ECDHE-ECDSA-AES128-SHA",
+            b"ECDHE-ECDSA-AES256-SHA",
+            b"ECDHE-ECDSA-AES128-SHA256",
+            b"ECDHE-ECDSA-AES256-SHA384",
+            b"ECDHE-ECDSA-AES128-CCM",
+            b"ECDHE-ECDSA-AES256-CCM",
+        ):
+            with self.assertRaises(HandshakeFailed, msg=suite):
+                handshake(self.tls.serverConnectionForTLS(None), self.tls12_client(suite))
+
+    def test_aead_suites_with_forward_secrecy_accepted(self) -> None:
+        for suite in (
+            b"ECDHE-ECDSA-AES128-GCM-SHA256",
+            b"ECDHE-ECDSA-AES256-GCM-SHA384",
+            b"ECDHE-ECDSA-CHACHA20-POLY1305",
+        ):
+            client = handshake(self.tls.serverConnectionForTLS(None), self.tls12_client(suite))
+            self.assertEqual(client.get_cipher_name(), suite.decode())
+        client = handshake(self.tls.serverConnectionForTLS(None), client_context())
+        self.assertEqual(client.get_protocol_version_name(), "TLSv1.3")
+
+    def test_key_exchange_groups(self) -> None:
+        for group in (b"X448", b"P-521"):
+            with self.assertRaises(HandshakeFailed, msg=group):
+                handshake(
+                    self.tls.serverConnectionForTLS(None), only_groups(client_context(), group)
+                )
+        for group in (b"X25519", b"P-256", b"P-384"):
+            handshake(self.tls.serverConnectionForTLS(None), only_groups(client_context(), group))
+
+    def test_from_config(self) -> None:
+        self.assertEqual(policy_from_config(TLSConfig()).ciphers, MOZILLA_INTERMEDIATE)
+        self.assertEqual(
+            policy_from_config(TLSConfig(minimumtls="tls1.3")).ciphers, MOZILLA_INTERMEDIATE
+        )
+
+    def test_ciphersuites_still_override(self) -> None:
+        names = ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",)
+        policy = policy_from_config(TLSConfig(ciphersuites=names))
+        self.assertEqual(policy.ciphers, "ECDHE-ECDSA-AES128-SHA")
+        tls = ServerTLS(self_signed_bundle(["localhost"]), policy)
+        client = handshake(
+            tls.serverConnectionForTLS(None), self.tls12_client(b"ECDHE-ECDSA-AES128-SHA")
+        )
+        self.assertEqual(client.get_cipher_name(), "ECDHE-ECDSA-AES128-SHA")
+
+    def test_old_minimum_gets_openssls_defaults_with_a_warning(self) -> None:
+        logs = CapturedLogs(self)
+        policy = policy_from_config(TLSConfig(minimumtls="tls1.0"))
+        self.assertIsNone(policy.ciphers)
+        self.assertEqual(policy.minimum, ssl.TLSVersion.TLSv1_0)
+        self.assertTrue(any("not Mozilla's intermediate" in m for m in logs.messages("warn")))

@@ -88,8 +88,12 @@ class RegistryWebTestCase(SynchronousTestCase):
     access: Access | None = None
     headers: Mapping[str, Iterable[str]] | None = SECURITY_HEADERS
 
+    def make_storage(self) -> MemoryStorage:
+        """The registry's storage (a subclass may fail on purpose)."""
+        return MemoryStorage()
+
     def setUp(self) -> None:
-        self.storage = MemoryStorage()
+        self.storage = self.make_storage()
         self.registry = Registry(self.storage, delete_enabled=True, max_page=100)
         self.successResultOf(self.registry.start())
         factory: Callable[[bytes], IResource] | None = None

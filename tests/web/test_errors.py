@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from paxd.registry.errors import CODES, RegistryError
+from paxd.storage.interface import InvalidPath, PathNotFound, StorageError, StorageUnavailable
 from paxd.web.errors import (
     STATUS,
+    STORAGE_RETRY_AFTER,
     HTTPError,
+    error_for,
     http_headers,
     http_status,
     internal_error,
     method_not_allowed,
     not_found,
+    storage_failure,
 )
 
 
@@ -68,3 +73,40 @@ class HeaderTests(SynchronousTestCase):
         self.assertEqual(
             error.to_dict(), {"code": "RANGE_INVALID", "message": "invalid content range"}
         )
+
+
+class StorageFailureTests(SynchronousTestCase):
+    """A storage failure the domain passes on is never a 500."""
+
+    def test_unavailable_storage_is_503_with_retry_after(self) -> None:
+        error = storage_failure(StorageUnavailable("S3 bucket b at http://rgw", "timed out"))
+        self.assertEqual((error.code, http_status(error)), ("UNAVAILABLE", 503))
+        self.assertEqual(http_headers(error), {"Retry-After": str(STORAGE_RETRY_AFTER)})
+        self.assertIn("S3 bucket b at http://rgw is unavailable: timed out", error.message)
+
+    def test_any_other_storage_error_is_503(self) -> None:
+        error = storage_failure(StorageError("gave up appending after 8 conflicts"))
+        self.assertEqual(http_status(error), 503)
+
+    def test_removed_meanwhile_is_the_404_of_the_paths_kind(self) -> None:
+        gone = PathNotFound("/docker/registry/v2/x")
+        cases = {
+            b"/v2/a/b/blobs/uploads/1234": "BLOB_UPLOAD_UNKNOWN",
+            b"/v2/a/blobs/sha256:ab": "BLOB_UNKNOWN",
+            b"/v2/a/manifests/latest": "MANIFEST_UNKNOWN",
+            b"/v2/a/tags/list": "NAME_UNKNOWN",
+        }
+        for uri, code in cases.items():
+            error = storage_failure(gone, uri)
+            self.assertEqual((error.code, http_status(error)), (code, 404), uri)
+            self.assertNotIn("/docker/registry", error.message, "no storage path leaks")
+
+    def test_refused_path_is_400(self) -> None:
+        error = storage_failure(InvalidPath("invalid storage path: '/a/../b'"))
+        self.assertEqual((error.code, http_status(error)), ("NAME_INVALID", 400))
+        self.assertNotIn("/a/../b", error.message)
+
+    def test_error_for_logs_a_warning_not_a_traceback(self) -> None:
+        error = error_for(Failure(StorageUnavailable("filesystem storage", "No space left")))
+        self.assertEqual(http_status(error), 503)
+        self.assertEqual(self.flushLoggedErrors(), [])

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
+from paxd.registry.health import REUSE
 from paxd.registry.registry import Registry
 from paxd.storage.interface import (
     InvalidPath,
@@ -47,6 +48,8 @@ class SwitchableStorage:
         self.inner = MemoryStorage()
         self.failure: Exception | None = None
         self.hang = False
+        #: the calls left hanging, for :meth:`time_out`
+        self.hung: list[Deferred[Any]] = []
         self.calls = 0
         self.urls: list[tuple[str, float, str]] = []
 
@@ -58,13 +61,22 @@ class SwitchableStorage:
         def call(*args: Any, **kwargs: Any) -> Deferred[Any]:
             self.calls += 1
             if self.hang:
-                return Deferred()
+                d: Deferred[Any] = Deferred()
+                self.hung.append(d)
+                return d
             if self.failure is not None:
                 return fail(self.failure)
             result: Deferred[Any] = method(*args, **kwargs)
             return result
 
         return call
+
+    def time_out(self) -> None:
+        """Stop hanging: the calls left hanging fail at last (as S3's read timeout ends them)."""
+        self.hang = False
+        hung, self.hung = self.hung, []
+        for d in hung:
+            d.errback(StorageUnavailable(STORAGE, "Read timeout on endpoint URL"))
 
     def url_for(self, path: str, expires: float, method: str = "GET") -> Deferred[str]:
         self.urls.append((path, expires, method))
@@ -82,10 +94,12 @@ class StorageFailureTests(RegistryWebTestCase):
         super().setUp()
         self.driver = SwitchableStorage()
         self.clock = Clock()
-        self.registry = Registry(self.driver, delete_enabled=True, redirect=self.redirect)
+        self.registry = Registry(
+            self.driver, delete_enabled=True, redirect=self.redirect, now=self.clock.seconds
+        )
         self.successResultOf(self.registry.start())
         self.root = RegistryRoot(self.registry, headers=self.headers, clock=self.clock)
-        self.client = site_client(self.root, spool_dir=self.spool_dir, headers=self.headers)
+        self.client = site_client(self.root, headers=self.headers)
 
     def test_every_storage_request_is_503_naming_the_storage(self) -> None:
         layer = b"layer bytes" * 100
@@ -135,22 +149,25 @@ class StorageFailureTests(RegistryWebTestCase):
             error["message"], "storage is unavailable: the journal changed while in use"
         )
 
-    def test_an_invalid_path_is_a_bug_not_an_outage(self) -> None:
+    def test_an_invalid_path_is_400_not_an_outage(self) -> None:
+        """A path the storage refuses is no outage (no 503) and names no storage path."""
         digest = self.push_blob("lib/app", b"data")
         self.driver.failure = InvalidPath("invalid storage path: '/x/../y'")
         answer = self.request("GET", f"/v2/lib/app/blobs/{digest}")
-        self.assertEqual(answer.code, 500)
-        self.assertEqual(answer.json()["errors"][0]["message"], "internal error")
-        self.assertEqual(len(self.flushLoggedErrors(InvalidPath)), 1)
+        self.assertError(answer, 400, "NAME_INVALID")
+        self.assertNotIn("/x/../y", answer.json()["errors"][0]["message"])
+        self.flushLoggedErrors(InvalidPath)
 
     def test_health_says_why(self) -> None:
         self.assertEqual(self.request("GET", "/health").json(), {"status": "UP"})
         self.driver.failure = StorageUnavailable(STORAGE, "Read timeout on endpoint URL")
+        self.clock.advance(REUSE)
         answer = self.request("GET", "/health")
         self.assertEqual(answer.code, 503)
         self.assertEqual(answer.json()["status"], "DOWN")
         self.assertIn(f"{STORAGE} is unavailable: Read timeout", answer.json()["reason"])
         self.driver.failure = None
+        self.clock.advance(REUSE)  # a result answers the probes of the next second
         self.assertEqual(self.request("GET", "/health").code, 200)
 
     def test_health_does_not_wait_for_a_silent_storage(self) -> None:
@@ -172,7 +189,8 @@ class StorageFailureTests(RegistryWebTestCase):
                 body["reason"],
                 f"storage did not answer the health check within {HEALTH_TIMEOUT:g} s",
             )
-        self.driver.hang = False
+        self.driver.time_out()
+        self.clock.advance(REUSE)
         self.assertEqual(self.request("GET", "/health").code, 200)
 
 

@@ -20,6 +20,9 @@ from tests.auth.test_guard_registry import ADMIN, READER, basic
 from tests.web.catalogue.support import HTML, CatalogueTestCase
 from tests.web.support import Answer, site_client
 
+#: failed logins that block an address
+MAX_FAILURES = 10
+
 
 class GuardedCatalogueTests(CatalogueTestCase):
     """``auth.htpasswd`` with ``anonymous: none``: every page asks for credentials."""
@@ -36,7 +39,7 @@ class GuardedCatalogueTests(CatalogueTestCase):
             path, SynchronousRunner(), clock=self.clock, checkpw=CountingCheckpw()
         )
         checker.load()
-        self.throttle = Throttle(self.clock)
+        self.throttle = Throttle(self.clock, max_failures=MAX_FAILURES)
 
         def protect(resource_for: Callable[[Access], IResource], ping: bool) -> IResource:
             return guarded(
@@ -90,7 +93,7 @@ class GuardedCatalogueTests(CatalogueTestCase):
 
     def test_failures_count_with_the_apis(self) -> None:
         """One throttle: failed logins on the pages block the address for the API too."""
-        for _ in range(self.throttle.max_failures):
+        for _ in range(MAX_FAILURES):
             self.assertChallenged(self.browse("/", ("spectro", "wrong")))
         answer = self.request("GET", "/v2/", headers={"Authorization": basic(*READER)})
         self.assertEqual(answer.code, 429, answer.body)
