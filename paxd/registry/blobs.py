@@ -48,12 +48,18 @@ class OpenBlob:
 SpanChooser = Callable[[int], tuple[int, int] | None]
 
 
-async def linked_blob(context: StoreContext, name: str, digest: Digest) -> BlobInfo | None:
-    """The blob if it is linked into *name* and its data exists, else None."""
+async def linked_blob(
+    context: StoreContext, name: str, digest: Digest, fresh: bool = False
+) -> BlobInfo | None:
+    """The blob if it is linked into *name* and its data exists, else None.
+
+    *fresh*: ask storage even when the size is remembered (the data may have
+    been collected since: see :mod:`paxd.registry.intents`).
+    """
     target = await read_link(context.driver, layout.layer_link(name, digest))
     if target is None:
         return None
-    size = context.cache.size(target)
+    size = None if fresh else context.cache.size(target)
     if size is None:
         try:
             info = await context.driver.stat(layout.blob_data(target))
@@ -71,9 +77,9 @@ class BlobStore:
         self.name = name
         self._context = context
 
-    async def linked(self, digest: Digest) -> BlobInfo | None:
+    async def linked(self, digest: Digest, fresh: bool = False) -> BlobInfo | None:
         """The blob *digest* if this repository links it (for the other stores)."""
-        return await linked_blob(self._context, self.name, digest)
+        return await linked_blob(self._context, self.name, digest, fresh)
 
     async def link(self, digest: Digest) -> None:
         """Link the blob *digest*, whose data is in the blob store, into this repository."""
@@ -128,7 +134,10 @@ class BlobStore:
             source = parse_name(source)
         except RegistryError:
             return None
-        info = await linked_blob(self._context, source, parsed)
+        intents = self._context.intents
+        if intents is not None:
+            await intents.record([parsed])
+        info = await linked_blob(self._context, source, parsed, fresh=intents is not None)
         if info is None:
             return None
         await write_link(self._context.driver, layout.layer_link(self.name, parsed), info.digest)

@@ -20,6 +20,7 @@ from paxd.packs import versions
 from paxd.registry.blobcache import BlobCache
 from paxd.registry.errors import RegistryError, unsupported
 from paxd.registry.index import IRegistryIndex
+from paxd.registry.intents import Intents
 from paxd.storage.interface import IStorageDriver
 
 _P = ParamSpec("_P")
@@ -54,6 +55,8 @@ class StoreContext:
     :ivar max_page: ``catalog.maxentries``.
     :ivar now: the clock (upload start times, health probes).
     :ivar new_uuid: makes upload ids.
+    :ivar intents: while online garbage collection is on, where writes that
+        create references note them first (:mod:`paxd.registry.intents`).
     """
 
     driver: IStorageDriver
@@ -65,6 +68,7 @@ class StoreContext:
     readonly: bool = False
     parent_tags: bool = True
     max_page: int = 1000
+    intents: Intents | None = None
 
     def page_size(self, n: int | None) -> int:
         """The size of a listing page asked as *n* (PAGINATION_NUMBER_INVALID beyond the max)."""

@@ -61,6 +61,15 @@ class PutManifestResult:
     subject: Digest | None
 
 
+def _referenced(digest: Digest, manifest: manifests.Manifest) -> list[Digest]:
+    """What storing *manifest* as *digest* refers to: itself, its blobs, entries, subject."""
+    found = [digest, *(d.digest for d in manifest.required_blobs())]
+    found += [d.digest for d in manifest.required_manifests()]
+    if manifest.subject is not None:
+        found.append(manifest.subject.digest)
+    return found
+
+
 class ManifestStore:
     """The manifests of repository *name* (already validated).
 
@@ -130,7 +139,11 @@ class ManifestStore:
             self._context.check_not_parent(ref)
             digest = Digest.of(content)
             tag = ref
-        await self._check_references(manifest)
+        intents = self._context.intents
+        if intents is not None:
+            # before the checks: see paxd.registry.intents
+            await intents.record(_referenced(digest, manifest))
+        await self._check_references(manifest, fresh=intents is not None)
         subject = await self._store(digest, content, manifest)
         if tag is not None:
             await self._tags.push(tag, digest, summarize(content, str(digest)))
@@ -146,11 +159,12 @@ class ManifestStore:
         )
         return PutManifestResult(digest, subject)
 
-    async def _check_references(self, manifest: manifests.Manifest) -> None:
+    async def _check_references(self, manifest: manifests.Manifest, fresh: bool = False) -> None:
         blobs = {d.digest: d for d in manifest.required_blobs()}
         children = {d.digest: d for d in manifest.required_manifests()}
         blob_checks = gatherResults(
-            [Deferred.fromCoroutine(self._blobs.linked(d)) for d in blobs], consumeErrors=True
+            [Deferred.fromCoroutine(self._blobs.linked(d, fresh)) for d in blobs],
+            consumeErrors=True,
         )
         manifest_checks = gatherResults(
             [Deferred.fromCoroutine(self._exists(d)) for d in children], consumeErrors=True

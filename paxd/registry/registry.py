@@ -40,6 +40,7 @@ from paxd.registry.context import StoreContext, deferred, rfc3339
 from paxd.registry.errors import RegistryError
 from paxd.registry.index import InProcessIndex, IRegistryIndex, PackPage, Page
 from paxd.registry.indexing import StartupIndexer
+from paxd.registry.intents import Intents
 from paxd.registry.reference import parse_name
 from paxd.registry.repository import Repository
 from paxd.registry.uploads import UploadStates
@@ -71,6 +72,8 @@ class Registry:
         (see :mod:`paxd.registry.tags`).
     :param index: the catalog, pack index and tag locks; by default this
         process's own :class:`~paxd.registry.index.InProcessIndex`.
+    :param record_intents: note what each push references before writing it
+        (``storage.maintenance.gc.enabled``: see :mod:`paxd.registry.intents`).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class Registry:
         new_uuid: Callable[[], str] = _new_uuid,
         parent_tags: bool = True,
         index: IRegistryIndex | None = None,
+        record_intents: bool = False,
     ) -> None:
         if index is None:
             index = InProcessIndex(driver, parent_tags)
@@ -99,6 +103,7 @@ class Registry:
             readonly=readonly,
             parent_tags=parent_tags,
             max_page=max_page,
+            intents=Intents(driver, now) if record_intents else None,
         )
         #: uploads in progress in this process: (name, uuid) → hash state and lock
         self._uploads: UploadStates = {}

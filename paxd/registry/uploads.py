@@ -357,6 +357,10 @@ class UploadStore:
         """Move the verified upload into the blob store, link it, drop the upload."""
         driver = self._context.driver
         blob_path = layout.blob_data(digest)
+        if self._context.intents is not None:
+            # before looking: a collector racing this either puts the data back or
+            # has already removed it, and then the upload's own data goes in
+            await self._context.intents.record([digest])
         # content-addressed: if the data is there already, the upload is simply
         # dropped below; else a rename, so no reader ever sees a partial blob
         if not await exists(driver, blob_path):
