@@ -23,6 +23,7 @@ from paxd.access import OPEN_ACCESS, Access
 from paxd.auth.htpasswd import HtpasswdError, check_file, ensure_htpasswd
 from paxd.config import Config, ConfigError, load_config
 from paxd.listeners import endpoint_descriptions
+from paxd.maintenance import add_maintenance
 from paxd.memory import MemoryTrimService
 from paxd.registry.registry import Registry
 from paxd.storage.interface import IStorageDriver
@@ -139,6 +140,7 @@ def make_api_factory(
     reactor: Any,
     parent: MultiService,
     password: str | None = None,
+    metrics: Any = None,
 ) -> Callable[[bytes], IResource]:
     """What serves ``/v1`` and ``/v2``: open, or behind the htpasswd guard."""
 
@@ -170,7 +172,7 @@ def make_api_factory(
         realm_name=htpasswd.realm,
         admins=frozenset(htpasswd.admins),
         anonymous_read=htpasswd.anonymous == "read",
-        throttle=Throttle(reactor),
+        throttle=Throttle(reactor, observer=metrics),
     )
 
 
@@ -219,25 +221,37 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     ThreadPoolService(disk_pool).setServiceParent(top)
     disk = PoolRunner(reactor, disk_pool)
 
+    metrics = make_metrics(config)
+    storage = make_storage(config, disk)
+    if metrics is not None:
+        from paxd.metrics.storage import InstrumentedStorage
+
+        storage = InstrumentedStorage(storage, metrics)
     registry = Registry(
-        make_storage(config, disk),
+        storage,
         delete_enabled=config.storage.delete_enabled,
         readonly=config.storage.readonly,
         max_page=config.catalog.maxentries,
         parent_tags=config.packs.parenttags,
+        # online collection needs every push to say what it references first
+        record_intents=config.storage.maintenance.gc.enabled and not config.storage.readonly,
     )
     RegistryStartup(registry, config).setServiceParent(top)
+    add_operations(config, registry, metrics, reactor, disk, top)
 
     root = RegistryRoot(
         registry,
         headers=config.http.headers,
-        api_factory=make_api_factory(config, registry, reactor, top, options["created_password"]),
+        api_factory=make_api_factory(
+            config, registry, reactor, top, options["created_password"], metrics
+        ),
     )
     site = RegistrySite(
         root,
         runner=disk,
         headers=config.http.headers,
         access_log=not config.log.accesslog_disabled,
+        observer=request_observer(metrics),
     )
 
     tls = None
@@ -249,6 +263,56 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     return top
 
 
+def make_metrics(config: Config) -> Any:
+    """The daemon's :class:`~paxd.metrics.Metrics` if ``http.debug`` serves them, else None."""
+    debug = config.http.debug
+    if not (debug.addr and debug.prometheus.enabled):
+        return None
+    from paxd.metrics import Metrics
+
+    return Metrics()
+
+
+def request_observer(metrics: Any) -> Any:
+    """What the site tells of each request (None without metrics)."""
+    if metrics is None:
+        return None
+    from paxd.metrics.http import RequestMetrics
+
+    return RequestMetrics(metrics)
+
+
+def add_operations(
+    config: Config,
+    registry: Registry,
+    metrics: Any,
+    reactor: Any,
+    disk: PoolRunner,
+    top: MultiService,
+) -> None:
+    """Housekeeping (collection, purging, leftovers) and the debug listener with its metrics."""
+    add_maintenance(
+        config,
+        registry,
+        reactor,
+        disk,
+        top,
+        observe_gc=metrics.collected if metrics is not None else None,
+        observe_purge=metrics.purged_uploads if metrics is not None else None,
+    )
+    descriptions = config.http.debug.descriptions
+    if not descriptions:
+        return
+    from paxd.metrics.debug import DebugRoot, listen_debug
+
+    if metrics is not None:
+        metrics.watch_cache(registry.context.cache)
+        metrics.watch_upload_states(registry.upload_states)
+    path = config.http.debug.prometheus.path
+    root = DebugRoot(registry, metrics.registry if metrics is not None else None, path)
+    listen_debug(descriptions, root, reactor, top)
+
+
 def check_listeners(config: Config) -> None:
     """Parse every endpoint description now, so a bad one is a message, not a traceback.
 
@@ -258,6 +322,7 @@ def check_listeners(config: Config) -> None:
     for key, descriptions in (
         (keys, endpoint_descriptions(config.http)),
         ("http.redirect", config.http.redirect),
+        ("http.debug.addr", config.http.debug.descriptions),
     ):
         for i, description in enumerate(descriptions):
             try:

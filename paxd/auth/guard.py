@@ -144,13 +144,17 @@ class ThrottleGate(_Transparent):
         """429 for a blocked address; otherwise the lookup is *inner*'s, untouched."""
         retry = self.throttle.retry_after(client_address(request))
         if retry is not None:
+            self.throttle.note_refused()
             return too_many_requests_resource(retry)
         return self.inner.getChildWithDefault(path, request)
 
     def resource_for(self, request: IRequest) -> IResource:
         """429 for a blocked address, else *inner*."""
         retry = self.throttle.retry_after(client_address(request))
-        return too_many_requests_resource(retry) if retry is not None else self.inner
+        if retry is None:
+            return self.inner
+        self.throttle.note_refused()
+        return too_many_requests_resource(retry)
 
 
 class _LoggedIn(proxyForInterface(IResource, "resource")):  # type: ignore[misc]

@@ -5,9 +5,20 @@ from __future__ import annotations
 import collections
 import ipaddress
 import math
+from typing import Protocol
 
 import attrs
 from twisted.internet.interfaces import IReactorTime
+
+
+class ThrottleObserver(Protocol):
+    """Who counts failed logins and refused requests (the daemon's metrics)."""
+
+    def login_failed(self) -> None:
+        """A login failed."""
+
+    def refused(self) -> None:
+        """A request from a blocked address was refused."""
 
 
 @attrs.define
@@ -49,6 +60,7 @@ class Throttle:
     user's password and never be blocked.
 
     :param clock: the time source (the reactor, or a ``task.Clock`` in tests).
+    :param observer: told of every failure and every refusal, if given.
     """
 
     def __init__(
@@ -59,6 +71,7 @@ class Throttle:
         window: float = 60.0,
         block_for: float = 60.0,
         max_entries: int = 10000,
+        observer: ThrottleObserver | None = None,
     ) -> None:
         if max_failures < 1 or max_entries < 1:
             raise ValueError("max_failures and max_entries must be at least 1")
@@ -67,6 +80,7 @@ class Throttle:
         self.window = window
         self.block_for = block_for
         self.max_entries = max_entries
+        self.observer = observer
         self._clients: collections.OrderedDict[str, _Client] = collections.OrderedDict()
 
     def __len__(self) -> int:
@@ -88,6 +102,8 @@ class Throttle:
 
         :return: True if this failure got the address blocked.
         """
+        if self.observer is not None:
+            self.observer.login_failed()
         key = client_key(address)
         now = self.clock.seconds()
         client = self._clients.get(key)
@@ -105,6 +121,11 @@ class Throttle:
             client.failures.clear()
             return True
         return False
+
+    def note_refused(self) -> None:
+        """A request from a blocked address was refused (for the observer)."""
+        if self.observer is not None:
+            self.observer.refused()
 
     def record_success(self, address: str, user: str) -> None:
         """Forget the failures from *address* for *user* (a typo, then the right password)."""

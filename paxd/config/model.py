@@ -23,6 +23,7 @@ import attrs
 
 from paxd.config import rules
 from paxd.config.decode import or_list
+from paxd.config.operations import DebugConfig, GCConfig, UploadPurgingConfig
 from paxd.config.schema import (
     ANY,
     LEAF,
@@ -193,7 +194,9 @@ class MaintenanceConfig:
     """``storage.maintenance``."""
 
     readonly: ReadOnlyConfig = section(ReadOnlyConfig)
-    uploadpurging: Any = unimplemented()
+    uploadpurging: UploadPurgingConfig = section(UploadPurgingConfig)
+    #: paxd extension: garbage collection while serving
+    gc: GCConfig = section(GCConfig)
 
 
 def _storage_unsupported(key: str, name: str, drivers: Sequence[str]) -> tuple[str, str]:
@@ -361,7 +364,7 @@ class HTTPConfig:
         ignored=Ignored("{path}: not implemented; paxd stops when its requests end", when=_written),
     )
     relativeurls: Any = unimplemented(LEAF)
-    debug: Any = unimplemented()
+    debug: DebugConfig = section(DebugConfig)
     http2: Any = unimplemented()
     h2c: Any = unimplemented()
 

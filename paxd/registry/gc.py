@@ -113,7 +113,7 @@ class GCReport:
     deleted: list[Doomed] = attrs.Factory(list)
     started: float = 0.0
     finished: float = 0.0
-    #: why the run stopped early (the lease lost), else None
+    #: why the run stopped early (the lease lost, or asked to), else None
     stopped: str | None = None
 
     @property
@@ -140,8 +140,8 @@ async def each(
         e.subFailure.raiseException()
 
 
-class LeaseLost(Exception):
-    """The run's lease ran out or was taken: it stops before deleting more."""
+class Stopped(Exception):
+    """The run's lease ran out or was taken, or it was asked to stop: it deletes no more."""
 
 
 class Collector:
@@ -150,6 +150,7 @@ class Collector:
     :param clock: the reactor (or a ``task.Clock``): the wall clock, and lease renewals.
     :param lease: the storage's collection lease (None: no lease, for tests only).
     :param forget: called with each digest whose data was deleted (the blob cache's).
+    :param progress: called with ``(phase, done, total)`` as the run goes (``paxd gc``).
     """
 
     def __init__(
@@ -160,13 +161,20 @@ class Collector:
         *,
         lease: Lease | None = None,
         forget: Callable[[Digest], None] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.driver = driver
         self.clock = clock
         self.options = options
         self.lease = lease
         self.forget = forget or (lambda digest: None)
+        self.progress = progress or (lambda phase, done, total: None)
         self.intents = IntentReader(Intents(driver, clock.seconds))
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask a run in progress to stop at the next batch (what it quarantined goes back)."""
+        self._stopping = True
 
     def run(self) -> Deferred[GCReport]:
         """One collection; fails with :class:`~paxd.registry.lease.LeaseHeld` if another runs."""
@@ -182,7 +190,7 @@ class Collector:
             renewing.start(self.lease.ttl / 6, now=False)
         try:
             await self._collect(report)
-        except LeaseLost as e:
+        except Stopped as e:
             report.stopped = str(e)
             log.warn("garbage collection stopped: {reason}", reason=str(e))
         finally:
@@ -201,8 +209,10 @@ class Collector:
         return d
 
     def _check_lease(self) -> None:
+        if self._stopping:
+            raise Stopped("asked to stop (the daemon is stopping)")
         if self.lease is not None and not self.lease.valid():
-            raise LeaseLost("the collection lease ran out (storage too slow, or taken)")
+            raise Stopped("the collection lease ran out (storage too slow, or taken)")
 
     async def _collect(self, report: GCReport) -> None:
         if not self.options.dry_run:
@@ -228,6 +238,7 @@ class Collector:
             for start in range(0, len(doomed), BATCH):
                 self._check_lease()
                 await self._sweep(report, run, doomed[start : start + BATCH])
+                self.progress("sweeping", min(start + BATCH, len(doomed)), len(doomed))
         finally:
             await _delete_quietly(self.driver, run)
         self._check_lease()
@@ -242,6 +253,7 @@ class Collector:
 
         async def scan(name: str) -> None:
             scans.append(await scan_repository(self.driver, name))
+            self.progress("marking repositories", len(scans), len(names))
 
         await each(names, scan)
         return scans

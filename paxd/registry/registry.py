@@ -106,7 +106,7 @@ class Registry:
             intents=Intents(driver, now) if record_intents else None,
         )
         #: uploads in progress in this process: (name, uuid) → hash state and lock
-        self._uploads: UploadStates = {}
+        self._uploads = UploadStates()
         self._indexer = StartupIndexer(self.context, self.repository)
 
     @property
@@ -133,6 +133,11 @@ class Registry:
     def parent_tags(self) -> bool:
         """True if the registry maintains parent tags."""
         return self.context.parent_tags
+
+    @property
+    def upload_states(self) -> UploadStates:
+        """The hash states of uploads in progress that this process keeps (bounded)."""
+        return self._uploads
 
     def repository(self, name: str) -> Repository:
         """The repository *name*; raises RegistryError NAME_INVALID if it cannot be one."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
+from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredLock
@@ -52,8 +54,40 @@ class UploadState:
     offset: int = 0
 
 
-#: (repository, uuid) → its state: one table for the whole registry
-UploadStates = dict[tuple[str, str], UploadState]
+#: upload states kept at most (a state is under 1 KiB; 20,000 abandoned uploads held 16 MiB)
+MAX_STATES = 1024
+
+
+class UploadStates(OrderedDict[tuple[str, str], UploadState]):
+    """(repository, uuid) → its state: one table for the whole registry, bounded.
+
+    At most *limit* states are kept: past that, the least recently used ones
+    not in use go.  Nothing is lost with them: an upload that goes on after
+    its state went has its hash rebuilt from what storage holds
+    (:meth:`UploadStore._sync_hash`).
+    """
+
+    def __init__(self, limit: int = MAX_STATES) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:
+        """The state of *key* (now the most recently used), or *default*."""
+        state = super().get(key, default)
+        if state is not default:
+            self.move_to_end(key)
+        return state
+
+    def __setitem__(self, key: tuple[str, str], state: UploadState) -> None:
+        super().__setitem__(key, state)
+        self.move_to_end(key)
+        if len(self) > self.limit:
+            self._evict()
+
+    def _evict(self) -> None:
+        idle = [k for k, s in self.items() if not s.lock.locked and not s.lock.waiting]
+        for key in idle[: len(self) - self.limit]:
+            del self[key]
 
 
 def parse_uuid(uuid: str) -> str:

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.logger import Logger
@@ -71,6 +71,11 @@ class RegistryRequest(Request):
         self._body_failure: Failure | None = None
         site = getattr(channel, "site", None)
         self._site_headers: RawHeaders = list(getattr(site, "raw_headers", []))
+        # metrics (paxd.metrics.http): the time of the request line, and its end's callback
+        self._observer = getattr(site, "observer", None)
+        self._began = self._observer.clock() if self._observer is not None else 0.0
+        self._observed: Callable[[bool, int], None] | None = None
+        self._received = 0
         self.notifyFinish().addBoth(self._ended)
 
     def _site(self) -> Any:
@@ -131,6 +136,9 @@ class RegistryRequest(Request):
 
     def process(self) -> None:
         """Process as Twisted does, unless the body could not be stored."""
+        if self._observer is not None:
+            self._observed = self._observer.started(self, self._began)
+            self._received = self._received_bytes()
         if self._body_failure is not None:
             self.site = self._site()
             write_error(self, RegistryError("UNAVAILABLE", "could not store the request body"))
@@ -147,6 +155,15 @@ class RegistryRequest(Request):
             return BytesReader(content.read())
         return self._spool.reader()
 
+    def _received_bytes(self) -> int:
+        """The body's size, without copying an in-memory body (for the metrics)."""
+        if self._spool is not None:
+            return self._spool.size
+        if isinstance(self.content, io.BytesIO):
+            with self.content.getbuffer() as view:
+                return view.nbytes
+        return 0
+
     @property
     def body_size(self) -> int:
         """How many body bytes were received."""
@@ -156,6 +173,8 @@ class RegistryRequest(Request):
 
     # -- the end -----------------------------------------------------------------
     def _ended(self, result: object) -> None:
+        if self._observed is not None:
+            self._observed(not isinstance(result, Failure), self._received)
         # Finished or connection lost: the spool file goes once no reader needs it.
         if self._spool is not None:
             self._spool.discard()
@@ -214,6 +233,8 @@ class RegistrySite(Site):
     :param spool_dir: where large bodies are spooled (None: the system's temporary directory).
     :param headers: ``http.headers``: added to every response.
     :param access_log: log a line per request (``log.accesslog.disabled`` turns it off).
+    :param observer: told when each request is processed and when it ends
+        (:class:`paxd.metrics.http.RequestMetrics`), if given.
     :param kwargs: passed on to :class:`~twisted.web.server.Site` (``reactor``, ``timeout``...).
     """
 
@@ -225,6 +246,7 @@ class RegistrySite(Site):
         spool_dir: str | None = None,
         headers: Mapping[str, Iterable[str]] | None = None,
         access_log: bool = True,
+        observer: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(resource, RegistryRequest, parsePOSTFormSubmission=False, **kwargs)
@@ -233,6 +255,7 @@ class RegistrySite(Site):
         self.runner = runner
         self.spool_dir = spool_dir
         self.raw_headers = encode_headers(headers)
+        self.observer = observer
 
     def log(self, request: Any) -> None:
         """The access log line, unless ``log.accesslog.disabled``."""

@@ -146,7 +146,6 @@ class SampleFileTests(SynchronousTestCase):
             warned,
             [
                 "health.storagedriver",
-                "http.debug",
                 "http.draintimeout",
                 "http.secret",
                 "log.hooks",
@@ -154,7 +153,6 @@ class SampleFileTests(SynchronousTestCase):
                 "redis",
                 "storage.cache",
                 "storage.filesystem.maxthreads",
-                "storage.maintenance.uploadpurging",
             ],
         )
 

@@ -239,6 +239,6 @@ class ShapeTests(ErrorAssertions):
         self.assertIsNone(config.storage.filesystem)
 
     def test_unimplemented_values_are_kept(self) -> None:
-        config = parse(f"{MINIMAL}redis: {{addr: 'x:1'}}\nhttp: {{debug: {{addr: ':5001'}}}}\n")
+        config = parse(f"{MINIMAL}redis: {{addr: 'x:1'}}\nhttp: {{http2: {{disabled: true}}}}\n")
         self.assertEqual(config.redis, {"addr": "x:1"})
-        self.assertEqual(config.http.debug, {"addr": ":5001"})
+        self.assertEqual(config.http.http2, {"disabled": True})

@@ -47,7 +47,11 @@ health.storagedriver.threshold: leaf
 health.tcp: any (or tcpcheckers)
 http: section
 http.addr: leaf
-http.debug: any
+http.debug: section
+http.debug.addr: leaf
+http.debug.prometheus: section
+http.debug.prometheus.enabled: leaf
+http.debug.prometheus.path: leaf
 http.draintimeout: leaf
 http.h2c: any
 http.headers: map of list of leaf

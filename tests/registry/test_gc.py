@@ -353,3 +353,58 @@ class GCOnS3(GCTestsMixin, SynchronousTestCase):
 
     def make_driver(self) -> IStorageDriver:
         return rgw().driver()
+
+
+class IntentRecordingTests(OnMemory, RegistryTestsMixin, SynchronousTestCase):
+    """With online collection on, every write that makes a reference notes it first."""
+
+    def make_registry(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("record_intents", True)
+        return super().make_registry(**kwargs)
+
+    def intents(self) -> list[set[Digest]]:
+        recorded = Intents(self.driver)
+        return [self.ok(recorded.read(n)) for n in self.ok(recorded.names())]
+
+    def test_uploads_mounts_and_manifests_record_intents(self) -> None:
+        layer = self.push_blob("a", b"layer")
+        self.assertEqual(self.intents(), [{layer}])
+        self.ok(self.repo("b").blobs.mount(str(layer), "a"))
+        self.assertEqual(len(self.intents()), 2)
+        content = self.image("a", b"layer")
+        digest = Digest.of(content)
+        self.put("a", "1", content)
+        config = Digest.of(b'{"config": true}')
+        self.assertIn({digest, config, layer}, self.intents())
+
+    def test_a_referrer_names_its_subject(self) -> None:
+        subject = Digest.of(b"a subject")
+        data = self.push_blob("a", b"sig")
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": manifests.OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": str(data),
+                "size": 3,
+            },
+            "layers": [],
+            "subject": {"mediaType": manifests.OCI_MANIFEST, "digest": str(subject), "size": 1},
+        }
+        content = json.dumps(doc).encode()
+        self.put("a", str(Digest.of(content)), content)
+        self.assertIn(subject, self.intents()[-1])
+
+    def test_a_collected_blob_is_not_trusted_from_the_cache(self) -> None:
+        content = self.image("a", b"layer")
+        layer = Digest.of(b"layer")
+        self.ok(self.repo("a").blobs.stat(str(layer)))  # its size is cached now
+        self.ok(self.driver.delete(layout.blob_dir(layer)))  # as a collection would
+        self.error(
+            self.put_manifest("a", "1", content, manifests.OCI_MANIFEST), "MANIFEST_BLOB_UNKNOWN"
+        )
+
+    def test_nothing_recorded_without_online_collection(self) -> None:
+        registry = self.make_registry(record_intents=False)
+        self.push_blob("a", b"layer", registry)
+        self.assertEqual(self.intents(), [])
