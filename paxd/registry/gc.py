@@ -217,7 +217,7 @@ class Collector:
     async def _collect(self, report: GCReport) -> None:
         if not self.options.dry_run:
             await self._recover()
-        kept = set(await self.intents.refresh())
+        kept = set(await self.intents.refresh(since=report.started - self.options.grace))
         scans = await self._scan_all(report)
         doomed_manifests: dict[Digest, list[RepositoryScan]] = {}
         linked: dict[Digest, list[str]] = {}

@@ -116,11 +116,19 @@ class IntentReader:
         #: every digest named by an intent read so far
         self.digests: set[Digest] = set()
 
-    async def refresh(self) -> set[Digest]:
-        """Read the intents not read yet; every digest named so far."""
+    async def refresh(self, since: float | None = None) -> set[Digest]:
+        """Read the intents not read yet; every digest named so far.
+
+        *since*: intents written before then are passed over (once older than
+        the grace window, an intent keeps nothing).  Intents that appear
+        later count whatever their age: a writer's clock may be behind.
+        """
         for name in await self.intents.names():
             if name in self._seen:
                 continue
             self._seen.add(name)
+            written = intent_time(name)
+            if since is not None and written is not None and written < since:
+                continue
             self.digests |= await self.intents.read(name)
         return self.digests

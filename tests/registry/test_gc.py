@@ -282,9 +282,15 @@ class GCTestsMixin(RegistryTestsMixin):
     # -- pushes racing the collector --------------------------------------------------
     def test_an_intent_keeps_its_digests(self) -> None:
         orphan = self.layer("a", b"about to be referenced")
-        self.ok(Intents(self.driver).record([orphan]))
+        self.ok(Intents(self.driver, now=self.clock.seconds).record([orphan]))
         self.collect()
         self.assertTrue(self.blob_exists(orphan))
+
+    def test_an_intent_older_than_the_grace_window_keeps_nothing(self) -> None:
+        orphan = self.layer("a", b"referenced long ago, never pushed")
+        self.ok(Intents(self.driver, now=lambda: self.clock.seconds() - 2 * HOUR).record([orphan]))
+        self.collect()
+        self.assertFalse(self.blob_exists(orphan))
 
     def test_an_intent_written_during_the_sweep_puts_the_blob_back(self) -> None:
         orphan = self.layer("a", b"referenced during the sweep")
@@ -393,7 +399,8 @@ class IntentRecordingTests(OnMemory, RegistryTestsMixin, SynchronousTestCase):
         }
         content = json.dumps(doc).encode()
         self.put("a", str(Digest.of(content)), content)
-        self.assertIn(subject, self.intents()[-1])
+        (recorded,) = [i for i in self.intents() if Digest.of(content) in i]
+        self.assertEqual(recorded, {Digest.of(content), data, subject})
 
     def test_a_collected_blob_is_not_trusted_from_the_cache(self) -> None:
         content = self.image("a", b"layer")
