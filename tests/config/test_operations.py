@@ -1,4 +1,4 @@
-"""Tests for :mod:`paxd.config.operations`: upload purging, online collection, the debug listener."""
+"""Tests for :mod:`paxd.config.operations`: upload purging, online collection, debug listener."""
 
 from __future__ import annotations
 
