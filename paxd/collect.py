@@ -88,6 +88,29 @@ class Progress:
         self.stream.flush()
 
 
+def wrong_user(root: str | None) -> str | None:
+    """Why this user must not collect in filesystem storage *root* (None: it may).
+
+    What a collection writes (its lease, directories it puts back) would be
+    this user's, and a daemon running as the owner could not write there.
+    """
+    if root is None:
+        return None
+    try:
+        owner = os.stat(root).st_uid
+    except OSError:
+        return None
+    if owner == os.geteuid():
+        return None
+    try:
+        import pwd
+
+        name = pwd.getpwuid(owner).pw_name
+    except (KeyError, ImportError):
+        name = str(owner)
+    return f"{root} belongs to {name}: run as that user, e.g. sudo -u {name} paxd gc …"
+
+
 def report_lines(report: Any, grace: float) -> list[str]:
     """What ``paxd gc`` prints: each thing deleted (dry run) and the summary."""
     lines = []
@@ -125,6 +148,10 @@ def main(argv: list[str] | None = None, prog: str = "paxd gc") -> int:
     except ValueError as e:
         print(f"{prog}: --grace: {e}", file=sys.stderr)
         return 2
+    problem = wrong_user(config.storage.rootdirectory)
+    if problem is not None:
+        print(f"{prog}: {problem}", file=sys.stderr)
+        return 1
     if config.storage.readonly:
         print(f"{prog}: {config.source}: storage.maintenance.readonly is on", file=sys.stderr)
         return 1

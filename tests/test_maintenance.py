@@ -205,3 +205,50 @@ class LeftoverTests(SynchronousTestCase):
 
     def test_a_missing_directory(self) -> None:
         self.assertEqual(remove_spool_leftovers(os.path.join(self.directory, "nope")), (0, 0))
+
+
+class MakeServiceTests(SynchronousTestCase):
+    """The daemon's tree with housekeeping and the debug listener (nothing started)."""
+
+    def build(self, text: str) -> list[Any]:
+        from twisted.internet.testing import MemoryReactorClock
+
+        from paxd.tap import Options, makeService
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        options = Options()
+        options.parseOptions(["--config", path])
+        return list(makeService(options, MemoryReactorClock()))
+
+    def test_collection_purging_and_metrics(self) -> None:
+        from twisted.application.internet import StreamServerEndpointService
+
+        from paxd.metrics.storage import InstrumentedStorage
+        from paxd.web.request import RegistrySite
+
+        services = self.build(
+            "version: 0.1\nstorage:\n  inmemory:\n  maintenance:\n    gc: {enabled: true}\n"
+            "http:\n  addr: 127.0.0.1:5000\n"
+            "  debug: {addr: 'localhost:5001', prometheus: {enabled: true}}\n"
+        )
+        names = [type(s).__name__ for s in services]
+        for expected in ("LeftoverCleanup", "PurgeService", "CollectionService"):
+            self.assertIn(expected, names)
+        listeners = [s for s in services if isinstance(s, StreamServerEndpointService)]
+        self.assertEqual(len(listeners), 2)
+        sites = [getattr(s.factory, "wrappedFactory", s.factory) for s in listeners]
+        (registry_site,) = [s for s in sites if isinstance(s, RegistrySite)]
+        self.assertIsNotNone(registry_site.observer)
+        (collection,) = [s for s in services if isinstance(s, CollectionService)]
+        self.assertIsInstance(collection.driver, InstrumentedStorage)
+
+    def test_no_metrics_no_instrumentation(self) -> None:
+        from twisted.application.internet import StreamServerEndpointService
+
+        services = self.build("version: 0.1\nstorage: inmemory\nhttp: {addr: '127.0.0.1:5000'}\n")
+        listeners = [s for s in services if isinstance(s, StreamServerEndpointService)]
+        self.assertEqual(len(listeners), 1)
+        self.assertIsNone(listeners[0].factory.wrappedFactory.observer)
+        self.assertNotIn("CollectionService", [type(s).__name__ for s in services])

@@ -217,12 +217,14 @@ class Collector:
     async def _collect(self, report: GCReport) -> None:
         if not self.options.dry_run:
             await self._recover()
-        kept = set(await self.intents.refresh(since=report.started - self.options.grace))
+        named = set(await self.intents.refresh(since=report.started - self.options.grace))
+        kept = set(named)
         scans = await self._scan_all(report)
         doomed_manifests: dict[Digest, list[RepositoryScan]] = {}
         linked: dict[Digest, list[str]] = {}
         for scan in scans:
-            live = live_manifests(scan, self.options.delete_untagged)
+            roots = named | await self._young_revisions(scan, report.started)
+            live = live_manifests(scan, self.options.delete_untagged, roots)
             kept |= kept_blobs(scan, live)
             for digest in scan.revisions - live:
                 doomed_manifests.setdefault(digest, []).append(scan)
@@ -257,6 +259,21 @@ class Collector:
 
         await each(names, scan)
         return scans
+
+    async def _young_revisions(self, scan: RepositoryScan, started: float) -> set[Digest]:
+        """With ``delete_untagged``: *scan*'s revisions younger than the grace window."""
+        if not self.options.delete_untagged:
+            return set()
+        young: set[Digest] = set()
+        cutoff = started - self.options.grace
+
+        async def look(digest: Digest) -> None:
+            age = await self._old(layout.revision_link(scan.name, digest), cutoff)
+            if age is not None and not age[0]:
+                young.add(digest)
+
+        await each(sorted(scan.revisions, key=str), look)
+        return young
 
     # -- candidates ----------------------------------------------------------------------
     async def _blobs(self) -> list[Digest]:
@@ -306,17 +323,15 @@ class Collector:
 
         await each([d for d in blobs if d not in kept], look)
 
-        async def dead_manifest(digest: Digest) -> None:
-            # its revision goes from each repository where it is old enough; its data
-            # too if nothing keeps it (then it is a blob candidate above)
-            for scan in doomed_manifests[digest]:
-                age = await self._old(layout.revision_link(scan.name, digest), cutoff)
-                if age is not None and age[0]:
-                    item = doomed.setdefault(digest, Doomed(digest))
-                    item.paths += _manifest_links(scan, digest)
-                    item.manifests_in.append(scan.name)
-
-        await each([d for d in doomed_manifests if d not in self.intents.digests], dead_manifest)
+        # a dead manifest (its revision old: young ones are alive) loses its revision
+        # in each repository; its data too if nothing keeps it (a blob candidate above)
+        for digest, scans in doomed_manifests.items():
+            if digest in self.intents.digests:
+                continue
+            item = doomed.setdefault(digest, Doomed(digest))
+            for scan in scans:
+                item.paths += _manifest_links(scan, digest)
+                item.manifests_in.append(scan.name)
         return sorted(doomed.values(), key=lambda d: str(d.digest))
 
     def _count(self, report: GCReport, items: Iterable[Doomed]) -> None:

@@ -9,6 +9,8 @@ says which manifests are alive:
 - with ``delete_untagged``, also every manifest that is the ``subject`` of
   another manifest in the repository (Docker distribution deletes those,
   leaving their referrers — signatures, SBOMs — pointing at nothing);
+- every manifest the collector adds (revisions younger than the grace
+  window, manifests a recent push named);
 - then, repeatedly: the manifests an alive index lists, and the referrers
   of an alive manifest (manifests whose ``subject`` it is).
 
@@ -173,13 +175,16 @@ def _referrers_by_subject(scan: RepositoryScan) -> dict[Digest, set[Digest]]:
     return by_subject
 
 
-def live_manifests(scan: RepositoryScan, delete_untagged: bool) -> set[Digest]:
+def live_manifests(
+    scan: RepositoryScan, delete_untagged: bool, roots: Iterable[Digest] = ()
+) -> set[Digest]:
     """The manifests of *scan* that are alive (see the module docstring).
 
+    :param roots: more manifests to keep (young ones, and those a push named).
     :raises Unreadable: an alive manifest whose content is there but cannot be parsed.
     """
     by_subject = _referrers_by_subject(scan)
-    roots: set[Digest] = set(scan.tags.values())
+    roots = set(scan.tags.values()) | (set(roots) & scan.revisions)
     if delete_untagged:
         roots |= {s for s in by_subject if s in scan.revisions}
     else:

@@ -24,6 +24,7 @@ from paxd.registry.reference import Digest
 from paxd.storage.interface import IRedirectingDriver, IStorageDriver, PathNotFound
 from paxd.storage.memory import MemoryStorage
 from paxd.web.request import RegistrySite
+from tests.auth.test_guard import GuardMixin, basic
 from tests.storage.mixin import StorageDriverTestsMixin
 from tests.web.support import RegistryWebTestCase, site_client
 
@@ -337,3 +338,23 @@ class MaintenanceMetricsTests(SynchronousTestCase):
         self.assertEqual(value(metrics, "paxd_uploads_purged_total"), 4)
         self.assertEqual(value(metrics, "paxd_uploads_purged_bytes_total"), 4096)
         self.assertEqual(value(metrics, "paxd_uploads_stored"), 10)
+
+
+class GuardMetricsTests(GuardMixin, SynchronousTestCase):
+    """Failed logins and refusals, counted through the real guard."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.metrics = Metrics()
+        self.throttle.observer = self.metrics
+
+    def test_failures_then_throttled(self) -> None:
+        self.request("GET", "/v2/", auth=basic("admin", "admin-pw"), peer="10.0.0.9")
+        self.request("GET", "/v2/", peer="10.0.0.9")  # no credentials: not a failure
+        for _ in range(5):
+            self.request("GET", "/v2/", auth=basic("admin", "wrong"), peer="10.0.0.9")
+        self.assertEqual(value(self.metrics, "paxd_auth_failures_total"), 5)
+        response, _ = self.request("GET", "/v2/x", auth=basic("admin", "admin-pw"), peer="10.0.0.9")
+        self.assertEqual(response.code, 429)
+        self.request("GET", "/v2/", auth=basic("admin", "admin-pw"), peer="10.0.0.9")
+        self.assertEqual(value(self.metrics, "paxd_auth_throttled_requests_total"), 2)

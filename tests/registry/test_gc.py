@@ -10,8 +10,10 @@ by the test is old enough to collect, and with one of a day nothing is.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
+from unittest import SkipTest
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -24,7 +26,9 @@ from paxd.registry.gcmark import Unreadable, references
 from paxd.registry.intents import INTENTS, Intents
 from paxd.registry.lease import Lease, LeaseHeld
 from paxd.registry.reference import Digest
+from paxd.storage.filesystem import FilesystemStorage
 from paxd.storage.interface import IStorageDriver, PathNotFound
+from paxd.storage.memory import MemoryStorage
 from tests.registry.support import OnFilesystem, OnMemory, RegistryTestsMixin
 from tests.support.rgw import rgw
 
@@ -76,6 +80,16 @@ class GCTestsMixin(RegistryTestsMixin):
             self.failureResultOf(self.driver.stat(path), PathNotFound)
             return False
         return True
+
+    def make_young(self, path: str) -> None:
+        """Give *path* the collector's present time as its modification time."""
+        now = self.clock.seconds()
+        if isinstance(self.driver, MemoryStorage):
+            self.driver._files[path] = (self.driver._files[path][0], now)
+        elif isinstance(self.driver, FilesystemStorage):
+            os.utime(os.path.join(self.root, path[1:]), (now, now))
+        else:
+            raise SkipTest("S3 sets its own modification times")
 
     def children(self, path: str) -> list[str]:
         d = self.driver.children(path)
@@ -278,6 +292,27 @@ class GCTestsMixin(RegistryTestsMixin):
         self.put("a", str(Digest.of(content)), content)
         self.collect(delete_untagged=True, grace=24 * HOUR)
         self.assertTrue(self.manifest_readable("a", str(Digest.of(content))))
+
+    def test_a_young_untagged_manifest_keeps_its_old_blobs(self) -> None:
+        """Pushed by digest just now, it reuses layers that were garbage: they all stay."""
+        old = self.image("a", b"an old layer")  # its blobs are old (the clock is ahead)
+        digest = Digest.of(old)
+        self.put("a", str(digest), old)
+        # the revision was written "now" by the collector's clock: within the grace window
+        self.make_young(layout.revision_link("a", digest))
+        report = self.collect(delete_untagged=True, grace=HOUR)
+        self.assertTrue(self.manifest_readable("a", str(digest)))
+        self.assertEqual(report.blobs_deleted, 0)
+
+    def test_a_manifest_untagged_here_but_tagged_elsewhere(self) -> None:
+        content = self.image("a", b"shared layer")
+        self.put("a", str(Digest.of(content)), content)
+        self.image("b", b"shared layer")
+        self.put("b", "1", content)
+        report = self.collect(delete_untagged=True)
+        self.assertFalse(self.exists(layout.revision_link("a", Digest.of(content))))
+        self.assertTrue(self.manifest_readable("b", "1"))
+        self.assertEqual((report.manifests_deleted, report.blobs_deleted), (1, 0))
 
     # -- pushes racing the collector --------------------------------------------------
     def test_an_intent_keeps_its_digests(self) -> None:
