@@ -5,8 +5,10 @@ to content that was unreferenced until then (a manifest listing an old blob,
 an upload completing for data already stored, a mount), and a collector that
 had already found that content unreferenced must not delete it.  So, while
 online collection is on (``storage.maintenance.gc.enabled``), every write
-that creates a reference first records an *intent* naming the digests it will
-refer to, then checks that they still exist (uncached), then writes:
+that creates a reference to content already stored first records an *intent*
+naming the digests it will refer to, then checks that they still exist
+(uncached), then writes (an upload whose data is new needs none: what it moves
+into place is its own):
 
 - a collector moves the content it means to delete out of sight first (its
   quarantine), then reads the intents, puts back whatever an intent names,

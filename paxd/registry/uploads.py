@@ -391,13 +391,16 @@ class UploadStore:
         """Move the verified upload into the blob store, link it, drop the upload."""
         driver = self._context.driver
         blob_path = layout.blob_data(digest)
-        if self._context.intents is not None:
-            # before looking: a collector racing this either puts the data back or
-            # has already removed it, and then the upload's own data goes in
-            await self._context.intents.record([digest])
         # content-addressed: if the data is there already, the upload is simply
         # dropped below; else a rename, so no reader ever sees a partial blob
-        if not await exists(driver, blob_path):
+        present = await exists(driver, blob_path)
+        if present and self._context.intents is not None:
+            # data stored before, maybe garbage a collector is taking: say that it is
+            # wanted, then look again; the collector either puts it back or has taken
+            # it already, and then the upload's own data goes in (paxd.registry.intents)
+            await self._context.intents.record([digest])
+            present = await exists(driver, blob_path)
+        if not present:
             await driver.move(layout.upload_data(self.name, uuid), blob_path)
         await self._blobs.link(digest)
         await delete_quietly(driver, layout.upload_dir(self.name, uuid))

@@ -344,6 +344,22 @@ class GCTestsMixin(RegistryTestsMixin):
         self.assertTrue(self.exists(layout.layer_link("a", orphan)))
         self.ok(self.repo("a").blobs.stat(str(orphan)))
 
+    def test_an_upload_completing_as_the_sweep_begins_keeps_its_blob(self) -> None:
+        """The data was stored before (garbage); the upload's 201 must still hold."""
+        data = b"pushed again as it is collected"
+        orphan = self.layer("a", data)
+        pusher = self.make_registry(record_intents=True)
+        done: list[object] = []
+
+        def hook(method: str, args: tuple[Any, ...]) -> None:
+            if method == "move" and args[1].startswith(QUARANTINE) and not done:
+                done.append(self.push_blob("b", data, pusher))
+
+        self.ok(self.collector(Hooked(self.driver, hook)).run())
+        self.assertEqual(done, [orphan])
+        self.assertTrue(self.blob_exists(orphan))
+        self.ok(self.repo("b").blobs.stat(str(orphan)))
+
     def test_old_intents_are_pruned(self) -> None:
         intents = Intents(self.driver, now=lambda: self.clock.seconds() - 3 * HOUR)
         self.ok(intents.record([Digest.of(b"x")]))
@@ -409,6 +425,8 @@ class IntentRecordingTests(OnMemory, RegistryTestsMixin, SynchronousTestCase):
 
     def test_uploads_mounts_and_manifests_record_intents(self) -> None:
         layer = self.push_blob("a", b"layer")
+        self.assertEqual(self.intents(), [])  # new data: the upload moves its own in
+        self.push_blob("c", b"layer")  # data stored before: maybe garbage, so say so
         self.assertEqual(self.intents(), [{layer}])
         self.ok(self.repo("b").blobs.mount(str(layer), "a"))
         self.assertEqual(len(self.intents()), 2)
@@ -449,4 +467,17 @@ class IntentRecordingTests(OnMemory, RegistryTestsMixin, SynchronousTestCase):
     def test_nothing_recorded_without_online_collection(self) -> None:
         registry = self.make_registry(record_intents=False)
         self.push_blob("a", b"layer", registry)
+        self.push_blob("b", b"layer", registry)
+        doc = {
+            "schemaVersion": 2,
+            "mediaType": manifests.OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/json",
+                "digest": str(Digest.of(b"layer")),
+                "size": 5,
+            },
+            "layers": [],
+        }
+        content = json.dumps(doc).encode()
+        self.ok(self.put_manifest("a", "1", content, manifests.OCI_MANIFEST, registry))
         self.assertEqual(self.intents(), [])
