@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     cert.add_argument("action", choices=["self-signed"], help="what to make")
     _add_unit_parser(sub)
+    sub.add_parser(
+        "gc",
+        help="collect garbage: delete unreferenced blobs ('paxd gc --help')",
+        add_help=False,
+        description="See 'paxd gc --help'.",
+    )
     return parser
 
 
@@ -120,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         from paxd.tls.selfsigned import main as self_signed_main
 
         return self_signed_main(argv[2:], prog="paxd cert self-signed")
+    if argv[:1] == ["gc"]:
+        from paxd.collect import main as gc_main
+
+        return gc_main(argv[1:])
     if argv[:1] == ["htpasswd"]:
         from paxd.auth.users import main as htpasswd_main
 

@@ -244,6 +244,7 @@ def check_listeners(config: Config) -> None:
     for key, descriptions in (
         (keys, endpoint_descriptions(config.http)),
         ("http.redirect", config.http.redirect),
+        ("http.debug.addr", config.http.debug.descriptions),
     ):
         for i, description in enumerate(descriptions):
             try:

@@ -24,6 +24,7 @@ from paxd import __version__
 from paxd.access import OPEN_ACCESS, Access
 from paxd.config import Config, ConfigError
 from paxd.listeners import endpoint_descriptions, system_backlog, with_backlog
+from paxd.maintenance import add_maintenance
 from paxd.memory import MemoryTrimService
 from paxd.preflight import DEFAULT_CONFIG, Prepared, load, prepare
 from paxd.registry.index import IRegistryIndex
@@ -173,7 +174,9 @@ def _open_access(resource_for: Callable[[Access], IResource], ping: bool) -> IRe
     return resource_for(OPEN_ACCESS)
 
 
-def make_protect(config: Config, reactor: Any, parent: MultiService) -> Protect:
+def make_protect(
+    config: Config, reactor: Any, parent: MultiService, metrics: Any = None
+) -> Protect:
     """Open access without ``auth``; else the htpasswd guard (one checker, one throttle)."""
     if config.auth is None:
         return _open_access
@@ -189,7 +192,7 @@ def make_protect(config: Config, reactor: Any, parent: MultiService) -> Protect:
     checker.load(log_warnings=False)  # paxd.preflight read the file: its warnings are logged
     # shared by everything guarded: failures count once per address
     # one check at a time per bcrypt thread, in turn across client addresses
-    throttle = Throttle(reactor, concurrency=AUTH_THREADS)
+    throttle = Throttle(reactor, concurrency=AUTH_THREADS, observer=metrics)
 
     def protect(resource_for: Callable[[Access], IResource], ping: bool) -> IResource:
         return guarded(
@@ -271,6 +274,53 @@ def listen(
     return listeners
 
 
+def make_registry(
+    config: Config, storage: IStorageDriver, metrics: Any, reactor: Any, top: MultiService
+) -> Registry:
+    """The registry domain over *storage* (timed by *metrics*, if any), as configured."""
+    if metrics is not None:
+        from paxd.metrics.storage import InstrumentedStorage
+
+        storage = InstrumentedStorage(storage, metrics)
+    return Registry(
+        storage,
+        delete_enabled=config.storage.delete_enabled,
+        readonly=config.storage.readonly,
+        max_page=config.catalog.maxentries,
+        parent_tags=config.packs.parenttags,
+        index=make_index(config, storage, reactor, top),
+        references=ReferenceChecks.configured(
+            config.validation.sparse,
+            config.validation.index_platforms,
+            config.validation.platformlist,
+        ),
+        redirect=config.storage.redirects,
+        # online collection needs every push to say what it references first
+        record_intents=config.storage.maintenance.gc.enabled and not config.storage.readonly,
+    )
+
+
+def make_site(
+    config: Config, registry: Registry, metrics: Any, reactor: Any, top: MultiService
+) -> RegistrySite:
+    """The site: the API (and catalogue) behind the configured guard."""
+    protect = make_protect(config, reactor, top, metrics)
+    root = RegistryRoot(
+        registry,
+        headers=config.http.headers,
+        api_factory=api_factory(registry, protect),
+        catalogue=make_catalogue(config, registry, protect, reactor, top),
+        clock=reactor,
+    )
+    return RegistrySite(
+        root,
+        headers=config.http.headers,
+        access_log=not config.log.accesslog_disabled,
+        limits=connection_limits(config),
+        observer=request_observer(metrics),
+    )
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """The whole daemon as one service tree (its last service is :class:`Startup`)."""
     under_twistd = reactor is None
@@ -287,36 +337,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     ThreadPoolService(disk_pool).setServiceParent(top)
     disk = PoolRunner(reactor, disk_pool)
 
+    metrics = make_metrics(config)
     storage = make_storage(config, disk, reactor, top)
-    registry = Registry(
-        storage,
-        delete_enabled=config.storage.delete_enabled,
-        readonly=config.storage.readonly,
-        max_page=config.catalog.maxentries,
-        parent_tags=config.packs.parenttags,
-        index=make_index(config, storage, reactor, top),
-        references=ReferenceChecks.configured(
-            config.validation.sparse,
-            config.validation.index_platforms,
-            config.validation.platformlist,
-        ),
-        redirect=config.storage.redirects,
-    )
-    protect = make_protect(config, reactor, top)
-    root = RegistryRoot(
-        registry,
-        headers=config.http.headers,
-        api_factory=api_factory(registry, protect),
-        catalogue=make_catalogue(config, registry, protect, reactor, top),
-        clock=reactor,
-    )
-    site = RegistrySite(
-        root,
-        headers=config.http.headers,
-        access_log=not config.log.accesslog_disabled,
-        limits=connection_limits(config),
-    )
-
+    registry = make_registry(config, storage, metrics, reactor, top)
+    add_operations(config, registry, metrics, reactor, disk, top)
+    site = make_site(config, registry, metrics, reactor, top)
     worker = options.get("worker")
     if worker is not None:
         from paxd.workers.run import ParentWatch
@@ -335,7 +360,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         reactor=reactor,
         registry=registry,
         prepared=prepared,
-        listeners=listen(config, site, tls, reactor, top, options.get("adopted")),
+        listeners=listen(config, site, tls, reactor, top, options.get("adopted"))
+        + debug_listeners(config, registry, metrics, reactor, top, worker),
         notifier=environ_notifier(),
     )
     startup.setServiceParent(top)
@@ -355,3 +381,73 @@ def connection_limits(config: Config) -> ConnectionLimits:
         body_min_rate=connections.bodyminrate,
         max_per_client=connections.maxperclient,
     )
+
+
+def make_metrics(config: Config) -> Any:
+    """The daemon's :class:`~paxd.metrics.Metrics` if ``http.debug`` serves them, else None."""
+    debug = config.http.debug
+    if not (debug.addr and debug.prometheus.enabled):
+        return None
+    from paxd.metrics import Metrics
+
+    return Metrics()
+
+
+def request_observer(metrics: Any) -> Any:
+    """What the site tells of each request (None without metrics)."""
+    if metrics is None:
+        return None
+    from paxd.metrics.http import RequestMetrics
+
+    return RequestMetrics(metrics)
+
+
+def add_operations(
+    config: Config,
+    registry: Registry,
+    metrics: Any,
+    reactor: Any,
+    disk: PoolRunner,
+    top: MultiService,
+) -> None:
+    """Housekeeping: collection, purging, leftovers (reported to *metrics*, if any)."""
+    add_maintenance(
+        config,
+        registry,
+        reactor,
+        disk,
+        top,
+        observe_gc=metrics.collected if metrics is not None else None,
+        observe_purge=metrics.purged_uploads if metrics is not None else None,
+    )
+
+
+def debug_listeners(
+    config: Config, registry: Registry, metrics: Any, reactor: Any, top: MultiService, worker: Any
+) -> list[Listener]:
+    """Distribution's debug listener (``http.debug``): ``/debug/health`` and the metrics.
+
+    With ``--workers``, worker 0 alone serves it (its own metrics: see docs/operations.rst).
+    """
+    descriptions = config.http.debug.descriptions
+    if not descriptions or (worker is not None and worker[0] != 0):
+        return []
+    from twisted.web.server import Site
+
+    from paxd.metrics.debug import DebugRoot
+
+    if metrics is not None:
+        metrics.watch_cache(registry.context.cache)
+        metrics.watch_upload_states(registry.upload_states)
+    path = config.http.debug.prometheus.path
+    site = Site(DebugRoot(registry, metrics.registry if metrics is not None else None, path))
+    site.displayTracebacks = False
+    listeners = []
+    for i, description in enumerate(descriptions):
+        endpoint = serverFromString(reactor, description)
+        listener = Listener(
+            endpoint, site, label=description, key=f"http.debug.addr.{i}", scheme="debug, http"
+        )
+        listener.setServiceParent(top)
+        listeners.append(listener)
+    return listeners

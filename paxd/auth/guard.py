@@ -165,13 +165,17 @@ class ThrottleGate(_Transparent):
         """429 for a blocked address; otherwise the lookup is *inner*'s, untouched."""
         retry = self.throttle.retry_after(client_address(request))
         if retry is not None:
+            self.throttle.note_refused()
             return too_many_requests_resource(retry)
         return self.inner.getChildWithDefault(path, request)
 
     def resource_for(self, request: IRequest) -> IResource:
         """429 for a blocked address, else *inner*."""
         retry = self.throttle.retry_after(client_address(request))
-        return too_many_requests_resource(retry) if retry is not None else self.inner
+        if retry is None:
+            return self.inner
+        self.throttle.note_refused()
+        return too_many_requests_resource(retry)
 
 
 class _LoggedIn(proxyForInterface(IResource, "resource")):  # type: ignore[misc]
@@ -264,6 +268,7 @@ class RegistryGuard(_Transparent):
         def failed(f: Failure) -> IResource:
             if f.check(TooManyAttempts):
                 assert isinstance(f.value, TooManyAttempts)
+                self.throttle.note_refused()
                 return too_many_requests_resource(f.value.retry_after, f.value.blocked)
             if f.check(Unauthorized, LoginFailed):
                 return self.challenge()

@@ -25,7 +25,7 @@ import hmac
 import ipaddress
 import secrets
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from twisted.cred.error import LoginFailed, UnauthorizedLogin
 from twisted.internet.defer import Deferred
@@ -46,6 +46,16 @@ _T = TypeVar("_T")
 
 #: blocked keys this process remembers for its gate before it drops the expired ones
 MAX_REMEMBERED = 10000
+
+
+class ThrottleObserver(Protocol):
+    """Who counts failed logins and refused requests (the daemon's metrics)."""
+
+    def login_failed(self) -> None:
+        """A login failed."""
+
+    def refused(self) -> None:
+        """A request was refused with a 429 (a blocked address, or too many in flight)."""
 
 
 class TooManyAttempts(Exception):
@@ -88,6 +98,7 @@ class Throttle:
     :param concurrency: checks running at once (the bcrypt pool's threads).
     :param per_address: checks running at once for one client key (one: the other
         threads stay free for other addresses).
+    :param observer: told of every failure and every refusal, if given.
     """
 
     def __init__(
@@ -101,6 +112,7 @@ class Throttle:
         max_entries: int = 10000,
         concurrency: int = 2,
         per_address: int = 1,
+        observer: ThrottleObserver | None = None,
     ) -> None:
         self.clock = clock
         self.block_for = block_for
@@ -117,6 +129,7 @@ class Throttle:
         #: (key, credentials' keyed hash) → fires with the outcome of the check being made
         self._checking: dict[tuple[str, bytes], list[Deferred[bool]]] = {}
         self._secret = secrets.token_bytes(32)
+        self.observer = observer
 
     def retry_after(self, address: str) -> int | None:
         """Whole seconds until *address* may try again, or None if it is not known blocked."""
@@ -180,6 +193,8 @@ class Throttle:
                 result = await check()
             except (UnauthorizedLogin, LoginFailed):
                 outcome = Outcome.FAILED
+                if self.observer is not None:
+                    self.observer.login_failed()
                 raise
             finally:
                 self.queue.release(key)
@@ -190,8 +205,15 @@ class Throttle:
                 w.callback(outcome is Outcome.SUCCEEDED)
             self._settle(key, user, outcome)
 
+    def note_refused(self) -> None:
+        """A request was refused with a 429 (for the observer)."""
+        if self.observer is not None:
+            self.observer.refused()
+
     def record_failure(self, address: str, user: str | None) -> None:
         """Count a failure that needed no check (credentials that did not parse)."""
+        if self.observer is not None:
+            self.observer.login_failed()
         key = client_key(address)
         d = self.state.record_failure(key, user)
         d.addCallback(lambda blocked: self._after(key, user, blocked))

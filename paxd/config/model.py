@@ -24,6 +24,7 @@ import attrs
 from paxd.config import rules
 from paxd.config.connections import ConnectionsConfig
 from paxd.config.decode import or_list
+from paxd.config.operations import DebugConfig, GCConfig, UploadPurgingConfig
 from paxd.config.redis import RedisConfig
 from paxd.config.s3 import S3Config
 from paxd.config.schema import (
@@ -204,7 +205,9 @@ class MaintenanceConfig:
     """``storage.maintenance``."""
 
     readonly: ReadOnlyConfig = section(ReadOnlyConfig)
-    uploadpurging: Any = unimplemented()
+    uploadpurging: UploadPurgingConfig = section(UploadPurgingConfig)
+    #: paxd extension: garbage collection while serving
+    gc: GCConfig = section(GCConfig)
 
 
 def _storage_unsupported(key: str, name: str, drivers: Sequence[str]) -> tuple[str, str]:
@@ -390,7 +393,7 @@ class HTTPConfig:
         ignored=Ignored("{path}: not implemented; paxd stops when its requests end", when=_written),
     )
     relativeurls: Any = unimplemented(LEAF)
-    debug: Any = unimplemented()
+    debug: DebugConfig = section(DebugConfig)
     http2: Any = unimplemented()
     h2c: Any = unimplemented()
 

@@ -46,6 +46,10 @@ class BlobCache:
         self._entries: OrderedDict[Digest, tuple[int, bytes | None]] = OrderedDict()
         #: bytes of content held now
         self.held = 0
+        #: lookups that found what they asked for, and those that did not, by kind
+        #: (``size``, ``content``): plain counts, read by the metrics at scrape time
+        self.hits = {"size": 0, "content": 0}
+        self.misses = {"size": 0, "content": 0}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -59,12 +63,20 @@ class BlobCache:
     def size(self, digest: Digest) -> int | None:
         """The size of the blob *digest*, if remembered."""
         entry = self._get(digest)
-        return None if entry is None else entry[0]
+        if entry is None:
+            self.misses["size"] += 1
+            return None
+        self.hits["size"] += 1
+        return entry[0]
 
     def content(self, digest: Digest) -> bytes | None:
         """The bytes of the blob *digest*, if held."""
         entry = self._get(digest)
-        return None if entry is None else entry[1]
+        if entry is None or entry[1] is None:
+            self.misses["content"] += 1
+            return None
+        self.hits["content"] += 1
+        return entry[1]
 
     def remember(self, digest: Digest, size: int, content: bytes | None = None) -> None:
         """Note the blob *digest*'s size and, if small enough, its bytes."""

@@ -61,12 +61,18 @@ def every_repository(name: str) -> bool:
     return True
 
 
-async def linked_blob(context: StoreContext, name: str, digest: Digest) -> BlobInfo | None:
-    """The blob if it is linked into *name* and its data exists, else None."""
+async def linked_blob(
+    context: StoreContext, name: str, digest: Digest, fresh: bool = False
+) -> BlobInfo | None:
+    """The blob if it is linked into *name* and its data exists, else None.
+
+    *fresh*: ask storage even when the size is remembered (the data may have
+    been collected since: see :mod:`paxd.registry.intents`).
+    """
     target = await read_link(context.driver, layout.layer_link(name, digest))
     if target is None:
         return None
-    size = context.cache.size(target)
+    size = None if fresh else context.cache.size(target)
     if size is None:
         try:
             info = await context.driver.stat(layout.blob_data(target))
@@ -84,9 +90,9 @@ class BlobStore:
         self.name = name
         self._context = context
 
-    async def linked(self, digest: Digest) -> BlobInfo | None:
+    async def linked(self, digest: Digest, fresh: bool = False) -> BlobInfo | None:
         """The blob *digest* if this repository links it (for the other stores)."""
-        return await linked_blob(self._context, self.name, digest)
+        return await linked_blob(self._context, self.name, digest, fresh)
 
     async def link(self, digest: Digest, target: Digest | None = None) -> None:
         """Link the blob *digest*, whose data is in the blob store, into this repository.
@@ -174,7 +180,10 @@ class BlobStore:
             return None
         if not readable(source):
             return None
-        info = await linked_blob(self._context, source, parsed)
+        intents = self._context.intents
+        if intents is not None:
+            await intents.record([parsed])
+        info = await linked_blob(self._context, source, parsed, fresh=intents is not None)
         if info is None:
             return None
         return await self._mounted(parsed, source, info)
@@ -193,14 +202,18 @@ class BlobStore:
         """
         parsed = parse_digest(digest)
         self._context.check_writable()
+        intents = self._context.intents
+        if intents is not None:
+            await intents.record([parsed])  # before the checks: see paxd.registry.intents
+        fresh = intents is not None
         if readable(self.name):
-            here = await self.linked(parsed)
+            here = await self.linked(parsed, fresh)
             if here is not None:
                 return BlobInfo(parsed, here.size)
         names = await BlobHolders(self._context).names(parsed)
         candidates = [n for n in names if n != self.name and readable(n)]
         for source in candidates[:MOUNT_CANDIDATES]:
-            info = await linked_blob(self._context, source, parsed)
+            info = await linked_blob(self._context, source, parsed, fresh)
             if info is not None:
                 return await self._mounted(parsed, source, info)
         return None

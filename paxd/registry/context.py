@@ -20,6 +20,7 @@ from paxd.packs import versions
 from paxd.registry.blobcache import BlobCache
 from paxd.registry.errors import RegistryError, unsupported
 from paxd.registry.index import IRegistryIndex
+from paxd.registry.intents import Intents
 from paxd.registry.references import ReferenceChecks
 from paxd.storage.interface import IStorageDriver
 
@@ -59,6 +60,8 @@ class StoreContext:
         when the driver offers URLs.
     :ivar now: the clock (upload start times, health probes).
     :ivar new_uuid: makes upload ids.
+    :ivar intents: while online garbage collection is on, where writes that
+        create references note them first (:mod:`paxd.registry.intents`).
     """
 
     driver: IStorageDriver
@@ -72,6 +75,7 @@ class StoreContext:
     max_page: int = 1000
     references: ReferenceChecks = attrs.field(factory=ReferenceChecks)
     redirect: bool = False
+    intents: Intents | None = None
 
     def page_size(self, n: int | None) -> int:
         """The size of a listing page asked as *n* (PAGINATION_NUMBER_INVALID beyond the max)."""

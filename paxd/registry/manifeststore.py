@@ -26,11 +26,11 @@ import attrs
 from twisted.logger import Logger
 
 from paxd.registry import layout, manifests
-from paxd.registry.blobs import BlobStore
+from paxd.registry.blobs import BlobInfo, BlobStore
 from paxd.registry.context import StoreContext, deferred
 from paxd.registry.errors import RegistryError, manifest_unknown
 from paxd.registry.links import delete_quietly, exists, read_capped, read_link, write_link
-from paxd.registry.packindex import summarize
+from paxd.registry.packindex import PackSummary, summarize
 from paxd.registry.pushtags import push_tags
 from paxd.registry.reference import ALGORITHMS, Digest, parse_digest, parse_reference
 from paxd.registry.references import check_references
@@ -70,6 +70,15 @@ class PutManifestResult:
     subject: Digest | None
     #: every tag the push pointed at the manifest (the reference's, then ``?tag=``'s)
     tags: tuple[str, ...] = ()
+
+
+def _referenced(digest: Digest, manifest: manifests.Manifest) -> list[Digest]:
+    """What storing *manifest* as *digest* refers to: itself, its blobs, entries, subject."""
+    found = [digest, *(d.digest for d in manifest.required_blobs())]
+    found += [d.digest for d in manifest.required_manifests()]
+    if manifest.subject is not None:
+        found.append(manifest.subject.digest)
+    return found
 
 
 class ManifestStore:
@@ -150,9 +159,40 @@ class ManifestStore:
         summary = summarize(content, str(digest)) if named else None
         for tag in named:
             await self._tags.check_push(tag, summary)
+        intents = self._context.intents
+        if intents is not None:
+            # before the checks: see paxd.registry.intents
+            await intents.record(_referenced(digest, manifest))
+        fresh = intents is not None
+
+        async def linked(d: Digest) -> BlobInfo | None:
+            return await self._blobs.linked(d, fresh)
+
         await check_references(
-            self.name, manifest, content, self._context.references, self._blobs.linked, self._exists
+            self.name, manifest, content, self._context.references, linked, self._exists
         )
+        subject = await self._store(digest, content, manifest, named, summary)
+        await self._context.index.add_repository(self.name)
+        log.info(
+            "pushed manifest {name}@{digest} ({media_type}, tags {tags}, {size} bytes)",
+            name=self.name,
+            digest=str(digest),
+            media_type=manifest.media_type,
+            tags=", ".join(named) or "none",
+            size=len(content),
+            subject=str(subject) if subject else None,
+        )
+        return PutManifestResult(digest, subject, named)
+
+    async def _store(
+        self,
+        digest: Digest,
+        content: bytes,
+        manifest: manifests.Manifest,
+        named: tuple[str, ...],
+        summary: PackSummary | None,
+    ) -> Digest | None:
+        """Write the manifest's blob, then its revision and *named* tags in one turn."""
         driver = self._context.driver
         blob_path = layout.blob_data(digest)
         if not await exists(driver, blob_path):
@@ -166,18 +206,7 @@ class ManifestStore:
                 await self._tags.push_all(named, digest, summary)
             return subject
 
-        subject = await self._context.index.serialise(self.name, link)
-        await self._context.index.add_repository(self.name)
-        log.info(
-            "pushed manifest {name}@{digest} ({media_type}, tags {tags}, {size} bytes)",
-            name=self.name,
-            digest=str(digest),
-            media_type=manifest.media_type,
-            tags=", ".join(named) or "none",
-            size=len(content),
-            subject=str(subject) if subject else None,
-        )
-        return PutManifestResult(digest, subject, named)
+        return await self._context.index.serialise(self.name, link)
 
     async def _link(self, digest: Digest, manifest: manifests.Manifest) -> Digest | None:
         """Write the manifest's revision and referrer record (in the turn); its subject's digest."""

@@ -44,6 +44,7 @@ from paxd.registry.health import HealthCheck
 from paxd.registry.health import Outcome as HealthOutcome
 from paxd.registry.index import InProcessIndex, IRegistryIndex, PackPage, Page
 from paxd.registry.indexing import StartupIndexer
+from paxd.registry.intents import Intents
 from paxd.registry.reference import parse_name
 from paxd.registry.references import ReferenceChecks
 from paxd.registry.repository import Repository
@@ -83,6 +84,8 @@ class Registry:
     :param redirect: distribution's ``storage.redirect`` (on unless
         ``disable``): blob downloads are answered with a URL of the storage,
         when the driver has them (:class:`~paxd.storage.interface.IRedirectingDriver`).
+    :param record_intents: note what each push references before writing it
+        (``storage.maintenance.gc.enabled``: see :mod:`paxd.registry.intents`).
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class Registry:
         index: IRegistryIndex | None = None,
         references: ReferenceChecks | None = None,
         redirect: bool = False,
+        record_intents: bool = False,
     ) -> None:
         if index is None:
             index = InProcessIndex(driver, parent_tags)
@@ -115,11 +119,12 @@ class Registry:
             max_page=max_page,
             references=references if references is not None else ReferenceChecks(),
             redirect=redirect and IRedirectingDriver.providedBy(driver),
+            intents=Intents(driver, now) if record_intents else None,
         )
         if not self.context.references.complete:
             log.warn("{checks}", checks=self.context.references.describe())
         #: uploads in progress in this process: (name, uuid) → hash state and lock
-        self._uploads: UploadStates = {}
+        self._uploads = UploadStates()
         self._indexer = StartupIndexer(self.context, self.repository)
         self._health = HealthCheck(driver, now, readonly=readonly, also=self.index.check)
 
@@ -152,6 +157,11 @@ class Registry:
     def parent_tags(self) -> bool:
         """True if the registry maintains parent tags."""
         return self.context.parent_tags
+
+    @property
+    def upload_states(self) -> UploadStates:
+        """The hash states of uploads in progress that this process keeps (bounded)."""
+        return self._uploads
 
     def repository(self, name: str) -> Repository:
         """The repository *name*; raises RegistryError NAME_INVALID if it cannot be one."""

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import OrderedDict
+from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredLock
@@ -60,8 +62,40 @@ class UploadState:
     algorithm: str = "sha256"
 
 
-#: (repository, uuid) → its state: one table for the whole registry
-UploadStates = dict[tuple[str, str], UploadState]
+#: upload states kept at most (a state is under 1 KiB; 20,000 abandoned uploads held 16 MiB)
+MAX_STATES = 1024
+
+
+class UploadStates(OrderedDict[tuple[str, str], UploadState]):
+    """(repository, uuid) → its state: one table for the whole registry, bounded.
+
+    At most *limit* states are kept: past that, the least recently used ones
+    not in use go.  Nothing is lost with them: an upload that goes on after
+    its state went has its hash rebuilt from what storage holds
+    (:meth:`UploadStore._sync_hash`).
+    """
+
+    def __init__(self, limit: int = MAX_STATES) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:
+        """The state of *key* (now the most recently used), or *default*."""
+        state = super().get(key, default)
+        if state is not default:
+            self.move_to_end(key)
+        return state
+
+    def __setitem__(self, key: tuple[str, str], state: UploadState) -> None:
+        super().__setitem__(key, state)
+        self.move_to_end(key)
+        if len(self) > self.limit:
+            self._evict()
+
+    def _evict(self) -> None:
+        idle = [k for k, s in self.items() if not s.lock.locked and not s.lock.waiting]
+        for key in idle[: len(self) - self.limit]:
+            del self[key]
 
 
 def parse_uuid(uuid: str) -> str:
@@ -415,7 +449,14 @@ class UploadStore:
         blob_path = layout.blob_data(digest)
         # content-addressed: if the data is there already, the upload is simply
         # dropped below; else a rename, so no reader ever sees a partial blob
-        if not await exists(driver, blob_path):
+        present = await exists(driver, blob_path)
+        if present and self._context.intents is not None:
+            # data stored before, maybe garbage a collector is taking: say that it is
+            # wanted, then look again; the collector either puts it back or has taken
+            # it already, and then the upload's own data goes in (paxd.registry.intents)
+            await self._context.intents.record([digest])
+            present = await exists(driver, blob_path)
+        if not present:
             await driver.move(layout.upload_data(self.name, uuid), blob_path)
         await self._blobs.link(digest)
         await delete_quietly(driver, layout.upload_dir(self.name, uuid))

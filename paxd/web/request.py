@@ -23,7 +23,7 @@ refuses a client address's connections beyond its cap.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -83,6 +83,11 @@ class RegistryRequest(Request):
         self._site_headers: RawHeaders = list(getattr(site, "raw_headers", []))
         #: when the request line arrived, for the access log's duration
         self.started: float | None = site.reactor.seconds() if site is not None else None
+        # metrics (paxd.metrics.http): the time of the request line, and its end's callback
+        self._observer = getattr(site, "observer", None)
+        self._began = self._observer.clock() if self._observer is not None else 0.0
+        self._observed: Callable[[bool, int], None] | None = None
+        self.notifyFinish().addBoth(self._ended)
 
     # -- receiving the body (called by the channel, on the reactor) ------------
     def gotLength(self, length: int | None) -> None:
@@ -128,6 +133,12 @@ class RegistryRequest(Request):
         """The announced body length: 0 without a body, None for a chunked one."""
         return self._body.length if self._body is not None else 0
 
+    def process(self) -> None:
+        """Process as Twisted does, timed for the metrics from the request line."""
+        if self._observer is not None:
+            self._observed = self._observer.started(self, self._began)
+        super().process()
+
     @property
     def body_received(self) -> int:
         """Body bytes received so far."""
@@ -167,6 +178,10 @@ class RegistryRequest(Request):
             )
             body.fail(BodyIncomplete(body.received, body.length))
         super().connectionLost(reason)
+
+    def _ended(self, result: object) -> None:
+        if self._observed is not None:
+            self._observed(not isinstance(result, Failure), self.body_received)
 
     def write(self, data: bytes) -> None:
         """Add the common headers before the first write, then write as Twisted does."""
@@ -232,6 +247,8 @@ class RegistrySite(Site):
     :param access_log: log a line per request (``log.accesslog.disabled`` turns it off).
     :param limits: ``http.connections``; its idle timeout is the site's
         ``timeout`` unless one is given.
+    :param observer: told when each request is processed and when it ends
+        (:class:`paxd.metrics.http.RequestMetrics`), if given.
     :param kwargs: passed on to :class:`~twisted.web.server.Site` (``reactor``, ``timeout``...).
     """
 
@@ -244,6 +261,7 @@ class RegistrySite(Site):
         headers: Mapping[str, Iterable[str]] | None = None,
         access_log: bool = True,
         limits: ConnectionLimits | None = None,
+        observer: Any = None,
         **kwargs: Any,
     ) -> None:
         self.limits = limits or ConnectionLimits()
@@ -253,6 +271,7 @@ class RegistrySite(Site):
         self.displayTracebacks = False
         self.raw_headers = encode_headers(headers)
         self.slots = ClientSlots(self.limits.max_per_client)
+        self.observer = observer
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         """A channel, or a 429 for an address over ``http.connections.maxperclient``."""

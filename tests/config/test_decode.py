@@ -11,14 +11,14 @@ class KeyTests(ErrorAssertions):
     def test_unimplemented_keys_warn_once_each(self) -> None:
         config = parse(
             f"{MINIMAL}notifications: {{endpoints: []}}\nreporting: {{bugsnag: {{}}}}\n"
-            "http: {debug: {addr: ':5001'}, http2: {disabled: true}}\nproxy:\n"
+            "http: {h2c: {enabled: true}, http2: {disabled: true}}\nproxy:\n"
         )
         self.assertEqual(
             config.warnings,
             (
                 "notifications: not implemented by paxd; ignored",
                 "reporting: not implemented by paxd; ignored",
-                "http.debug: not implemented by paxd; ignored",
+                "http.h2c: not implemented by paxd; ignored",
                 "http.http2: not implemented by paxd; ignored",
             ),
         )
@@ -39,7 +39,7 @@ class KeyTests(ErrorAssertions):
             f"{MINIMAL}loglevel: warn\n"
             "log: {accesslog: {x: 1}, hooks: [a]}\n"
             "http: {draintimeout: 1s, secret: s, prefix: /r, addr: ':1', listen: [tcp:2],"
-            " debug: {a: 1}, tls: {minimumtls: tls1.2}}\n"
+            " h2c: {a: 1}, tls: {minimumtls: tls1.2}}\n"
             "health: {storagedriver: {x: 1}}\n"
         )
         self.assertEqual(
@@ -48,7 +48,7 @@ class KeyTests(ErrorAssertions):
                 "log.hooks: not implemented by paxd; ignored",
                 "loglevel: deprecated; use log.level",
                 "log.accesslog.x: unknown key; ignored",
-                "http.debug: not implemented by paxd; ignored",
+                "http.h2c: not implemented by paxd; ignored",
                 "http.addr: not used because http.listen is set",
                 "http.prefix: not implemented; paxd serves /v1/ and /v2/ at the root",
                 "http.secret: not used; paxd keeps upload state in storage, so every replica"

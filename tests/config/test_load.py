@@ -160,14 +160,12 @@ class SampleFileTests(SynchronousTestCase):
             warned,
             [
                 "health.storagedriver",
-                "http.debug",
                 "http.draintimeout",
                 "http.secret",
                 "log.hooks",
                 "notifications",
                 "storage.cache",
                 "storage.filesystem.maxthreads",
-                "storage.maintenance.uploadpurging",
             ],
         )
 

@@ -245,10 +245,10 @@ class ShapeTests(ErrorAssertions):
 
     def test_unimplemented_values_are_kept(self) -> None:
         config = parse(
-            f"{MINIMAL}proxy: {{remoteurl: 'x:1'}}\nhttp: {{debug: {{addr: ':5001'}}}}\n"
+            f"{MINIMAL}proxy: {{remoteurl: 'x:1'}}\nhttp: {{http2: {{disabled: true}}}}\n"
         )
         self.assertEqual(config.proxy, {"remoteurl": "x:1"})
-        self.assertEqual(config.http.debug, {"addr": ":5001"})
+        self.assertEqual(config.http.http2, {"disabled": True})
 
 
 class ConnectionsTests(ErrorAssertions):

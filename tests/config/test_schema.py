@@ -54,7 +54,11 @@ http.connections.bodytimeout: leaf
 http.connections.headertimeout: leaf
 http.connections.idletimeout: leaf
 http.connections.maxperclient: leaf
-http.debug: any
+http.debug: section
+http.debug.addr: leaf
+http.debug.prometheus: section
+http.debug.prometheus.enabled: leaf
+http.debug.prometheus.path: leaf
 http.draintimeout: leaf
 http.h2c: any
 http.headers: map of list of leaf

@@ -67,8 +67,8 @@ class StrictSectionTests(ErrorAssertions):
         )
 
     def test_known_but_unimplemented_keys_still_only_warn(self) -> None:
-        config = parse(f"{MINIMAL}http:\n  debug: {{addr: ':5001'}}\n  relativeurls: true\n")
-        self.assertIn("http.debug: not implemented by paxd; ignored", config.warnings)
+        config = parse(f"{MINIMAL}http:\n  h2c: {{enabled: true}}\n  relativeurls: true\n")
+        self.assertIn("http.h2c: not implemented by paxd; ignored", config.warnings)
 
 
 class MisplacedKeyTests(ErrorAssertions):
