@@ -60,12 +60,6 @@ def _parser() -> argparse.ArgumentParser:
         " exits 0 if the daemon would start, 1 if not.",
     )
     check.add_argument("config", nargs="?", default=None, help=_CONFIG_HELP)
-    sub.add_parser(
-        "htpasswd",
-        help="add, change, remove and list htpasswd (bcrypt) users",
-        add_help=False,
-        description="See 'paxd htpasswd --help'.",
-    )
     cert = sub.add_parser(
         "cert",
         help="make TLS certificates ('paxd cert self-signed --help')",
@@ -74,12 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     cert.add_argument("action", choices=["self-signed"], help="what to make")
     _add_unit_parser(sub)
-    sub.add_parser(
-        "gc",
-        help="collect garbage: delete unreferenced blobs ('paxd gc --help')",
-        add_help=False,
-        description="See 'paxd gc --help'.",
-    )
+    # commands with parsers of their own: listed here, parsed by their modules
+    for name, what in (
+        ("htpasswd", "add, change, remove and list htpasswd (bcrypt) users"),
+        ("gc", "collect garbage: delete unreferenced blobs ('paxd gc --help')"),
+    ):
+        sub.add_parser(name, help=what, add_help=False, description=f"See 'paxd {name} --help'.")
     return parser
 
 

@@ -271,6 +271,9 @@ class RegistryGuard(_Transparent):
                 self.throttle.note_refused()
                 return too_many_requests_resource(f.value.retry_after, f.value.blocked)
             if f.check(Unauthorized, LoginFailed):
+                if address is not None:
+                    # the claimed user name only: never the password or the Authorization header
+                    log.debug("failed login as {user!r} from {address}", user=user, address=address)
                 return self.challenge()
             log.failure("the login failed unexpectedly", f)
             return ErrorResource(internal_error())

@@ -81,6 +81,20 @@ def _referenced(digest: Digest, manifest: manifests.Manifest) -> list[Digest]:
     return found
 
 
+def _digest_of(content: bytes, ref: Digest | str) -> Digest:
+    """The digest of a pushed manifest; a push by digest must match it (DIGEST_INVALID)."""
+    if not isinstance(ref, Digest):
+        return Digest.of(content)
+    digest = Digest.of(content, ref.algorithm)
+    if digest != ref:
+        raise RegistryError(
+            "DIGEST_INVALID",
+            f"the manifest's digest is {digest}, not {ref}",
+            detail={"digest": str(ref), "computed": str(digest)},
+        )
+    return digest
+
+
 class ManifestStore:
     """The manifests of repository *name* (already validated).
 
@@ -146,16 +160,7 @@ class ManifestStore:
         named = push_tags(None if isinstance(ref, Digest) else ref, tags)
         self._context.check_writable()
         manifest = manifests.parse_manifest(content, content_type)
-        if isinstance(ref, Digest):
-            digest = Digest.of(content, ref.algorithm)
-            if digest != ref:
-                raise RegistryError(
-                    "DIGEST_INVALID",
-                    f"the manifest's digest is {digest}, not {ref}",
-                    detail={"digest": str(ref), "computed": str(digest)},
-                )
-        else:
-            digest = Digest.of(content)
+        digest = _digest_of(content, ref)
         summary = summarize(content, str(digest)) if named else None
         for tag in named:
             await self._tags.check_push(tag, summary)
