@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, fail, gatherResults, succeed
 from twisted.logger import Logger
 
 from paxd.packs import versions
 from paxd.registry import layout
 from paxd.registry.context import StoreContext
+from paxd.registry.errors import RegistryError
 from paxd.registry.packindex import PackSummary, summarize
 from paxd.registry.reference import Digest
 from paxd.registry.repository import Repository
@@ -49,6 +50,40 @@ class StartupIndexer:
         self._repository = repository
         #: while running: who waits for the end
         self._waiting: list[Deferred[None]] | None = None
+        #: the catalog: "idle" (never loaded: nothing to wait for), "loading", "loaded",
+        #: or "failed" (storage did not answer; start-up tries again)
+        self._catalog = "idle"
+        self._catalog_waiting: list[Deferred[None]] = []
+
+    def catalog_ready(self) -> Deferred[None]:
+        """Fires once the catalog covers every repository in storage.
+
+        A catalog asked for while start-up still walks storage waits for the
+        walk (an empty or partial answer would be wrong, not slow); while
+        storage has not answered it, UNAVAILABLE.
+        """
+        if self._catalog == "loading":
+            d: Deferred[None] = Deferred()
+            self._catalog_waiting.append(d)
+            return d
+        if self._catalog == "failed":
+            return fail(
+                RegistryError(
+                    "UNAVAILABLE", "the catalog is not read from storage yet; try again later"
+                )
+            )
+        return succeed(None)
+
+    def _catalog_settled(self, state: str) -> None:
+        if self._catalog != "loading":
+            return
+        self._catalog = state
+        waiting, self._catalog_waiting = self._catalog_waiting, []
+        for d in waiting:
+            if state == "loaded":
+                d.callback(None)
+            else:
+                self.catalog_ready().chainDeferred(d)
 
     def ready(self) -> Deferred[None]:
         """Fires once indexing is over (at once when it is not running)."""
@@ -61,7 +96,18 @@ class StartupIndexer:
 
     def run(self) -> Deferred[None]:
         """Load the index (it calls :meth:`fill` if it must be filled from storage)."""
-        return Deferred.fromCoroutine(self._while_running(lambda: self._context.index.load(self)))
+        if self._catalog != "loaded":
+            self._catalog = "loading"
+
+        async def load() -> None:
+            try:
+                await self._context.index.load(self)
+            except BaseException:
+                self._catalog_settled("failed")
+                raise
+            self._catalog_settled("loaded")
+
+        return Deferred.fromCoroutine(self._while_running(load))
 
     async def _while_running(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run *work*; :meth:`ready` waits for it (for the outermost, if nested)."""
@@ -78,6 +124,7 @@ class StartupIndexer:
 
     async def fill(self, names: Sequence[str]) -> None:
         """Index each of *names* from storage, each in its repository's turn."""
+        self._catalog_settled("loaded")  # the index fills once its catalog is complete
         await self._while_running(lambda: self._fill(names))
 
     async def _fill(self, names: Sequence[str]) -> None:

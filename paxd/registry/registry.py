@@ -173,8 +173,13 @@ class Registry:
 
     @deferred
     async def catalog(self, n: int | None, last: str | None) -> Page:
-        """Repository names after *last*, at most *n* (validated: 0 <= n <= max_page)."""
-        return await self.index.repositories(self.context.page_size(n), last)
+        """Repository names after *last*, at most *n* (validated: 0 <= n <= max_page).
+
+        While start-up reads the catalog from storage, waits for it.
+        """
+        size = self.context.page_size(n)
+        await self._indexer.catalog_ready()
+        return await self.index.repositories(size, last)
 
     @deferred
     async def packs(self, n: int | None, last: str | None) -> PackPage:
