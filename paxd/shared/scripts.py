@@ -163,7 +163,8 @@ return 1
 # The login throttle (paxd.shared.throttle).  A client's entry is {"f": [[time, user], ...]
 # failures within the window, "a": [time, ...] admissions in flight (each one forgotten after
 # the lease: a killed replica's attempts do not hold their slots for ever), "b": blocked until}.
-# Times are the callers' clocks (seconds); a user is "=" .. name, or "" for none.
+# Times are the callers' clocks in whole milliseconds (exact in cjson's 14 digits), and so are
+# the durations; a user is "=" .. name, or "" for none.
 # ARGV[2..7]: client key, now, max_failures, window, block_for, lease.
 _THROTTLE = """
 local K = P .. 'throttle:' .. ARGV[2]
@@ -188,7 +189,7 @@ local function save(s)
   if ttl <= 0 then
     redis.call('DEL', K)
   else
-    redis.call('SET', K, cjson.encode(s), 'PX', math.ceil(ttl * 1000))
+    redis.call('SET', K, cjson.encode(s), 'PX', ttl)
   end
 end
 local function fail(s, user)
@@ -199,23 +200,23 @@ local function fail(s, user)
   end
 end
 local function blocked(s)
-  return tostring(math.max(0, s.b - now))
+  return math.max(0, s.b - now)
 end
 """
 
 SCRIPTS.update(
     {
-        # ->  {1} admitted | {0, seconds blocked, 1} | {0, '0', 0} the attempts in flight fill it
+        # ->  {1} admitted | {0, ms blocked, 1} | {0, 0, 0} the attempts in flight fill it
         "throttle_admit": _THROTTLE
         + """
 local s = load()
 if s.b > now then return {0, blocked(s), 1} end
-if #s.f + #s.a >= limit then return {0, '0', 0} end
+if #s.f + #s.a >= limit then return {0, 0, 0} end
 s.a[#s.a + 1] = now
 save(s)
 return {1}
 """,
-        # ARGV[8..9]: outcome ('failed', 'succeeded', 'abandoned'), user  ->  seconds blocked
+        # ARGV[8..9]: outcome ('failed', 'succeeded', 'abandoned'), user  ->  ms blocked
         "throttle_settle": _THROTTLE
         + """
 local s = load()
@@ -236,7 +237,7 @@ end
 save(s)
 return blocked(s)
 """,
-        # ARGV[8]: user  ->  seconds blocked
+        # ARGV[8]: user  ->  ms blocked
         "throttle_fail": _THROTTLE
         + """
 local s = load()

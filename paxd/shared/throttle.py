@@ -50,6 +50,16 @@ __all__ = ["RedisThrottleState"]
 log = Logger(namespace="paxd")
 
 
+def _ms(seconds: float) -> int:
+    """Seconds as the scripts count them: whole milliseconds (exact in Lua and in JSON)."""
+    return round(seconds * 1000)
+
+
+def _seconds(ms: Any) -> float:
+    """A script's milliseconds as seconds."""
+    return int(ms) / 1000
+
+
 def _user(user: str | None) -> str:
     """A user as the scripts store it ('' for none, so that None and "" stay apart)."""
     return "" if user is None else "=" + user
@@ -118,7 +128,7 @@ class RedisThrottleState:
             if int(reply[0]):
                 return ADMITTED
             if int(reply[2]):
-                return Admission(False, float(reply[1]), blocked=True)
+                return Admission(False, _seconds(reply[1]), blocked=True)
             return Admission(False, BUSY_RETRY)
         admission = await self.fallback.admit(key)
         if admission.admitted:
@@ -136,13 +146,13 @@ class RedisThrottleState:
             return await self.fallback.settle(key, user, outcome)
         reply = await self._script("throttle_settle", key, outcome.value, _user(user))
         if reply is not None:
-            return float(reply)
+            return _seconds(reply)
         return await self.fallback.settle(key, user, outcome)
 
     async def _record_failure(self, key: str, user: str | None) -> float:
         reply = await self._script("throttle_fail", key, _user(user))
         if reply is not None:
-            return float(reply)
+            return _seconds(reply)
         return await self.fallback.record_failure(key, user)
 
     async def _script(self, name: str, key: str, *args: str) -> Any:
@@ -155,11 +165,11 @@ class RedisThrottleState:
                 name,
                 self.prefix,
                 key,
-                repr(now),
+                _ms(now),
                 self.max_failures,
-                repr(float(self.window)),
-                repr(float(self.block_for)),
-                repr(float(self.attempt_lease)),
+                _ms(self.window),
+                _ms(self.block_for),
+                _ms(self.attempt_lease),
                 *args,
             )
         except RegistryError as error:

@@ -116,6 +116,14 @@ class RedisStateTests(StateMixin, SynchronousTestCase):
         keys = sorted(k.decode() for k in self.raw().scan_iter(match=f"{self.prefix}*"))
         self.assertEqual(keys, [f"{self.prefix}throttle:{ADDRESS}"])
 
+    def test_wall_clock_times_keep_whole_seconds(self) -> None:
+        """At today's epoch seconds, a 30 s block is 30 s (no rounding in JSON): Retry-After 30."""
+        self.clock.advance(1_712_345_678.123456)
+        self.assertEqual(self.failures(3), 30)
+        self.assertEqual(self.admit().retry_after, 30)
+        self.clock.advance(29.99)
+        self.assertEqual(self.admit().retry_after, 0.01)
+
     def test_ipv6_network_keys(self) -> None:
         """A client key holds ':' and '/': it is part of the Redis key as it is."""
         key = "2001:db8::/64"
