@@ -192,7 +192,12 @@ def make_protect(
     checker.load(log_warnings=False)  # paxd.preflight read the file: its warnings are logged
     # shared by everything guarded: failures count once per address
     # one check at a time per bcrypt thread, in turn across client addresses
-    throttle = Throttle(reactor, concurrency=AUTH_THREADS, observer=metrics)
+    state = None
+    if config.redis is not None:  # replicas: failures count against one limit across them
+        from paxd.shared.wiring import shared_throttle_state
+
+        state = shared_throttle_state(config, reactor, parent)
+    throttle = Throttle(reactor, state, concurrency=AUTH_THREADS, observer=metrics)
 
     def protect(resource_for: Callable[[Access], IResource], ping: bool) -> IResource:
         return guarded(

@@ -116,12 +116,16 @@ class Throttle:
     ) -> None:
         self.clock = clock
         self.block_for = block_for
-        self.state: IThrottleState = state or InProcessThrottleState(
-            clock,
-            max_failures=max_failures,
-            window=window,
-            block_for=block_for,
-            max_entries=max_entries,
+        self.state: IThrottleState = (
+            state
+            if state is not None
+            else InProcessThrottleState(
+                clock,
+                max_failures=max_failures,
+                window=window,
+                block_for=block_for,
+                max_entries=max_entries,
+            )
         )
         self.queue = FairQueue(concurrency, per_address)
         #: key → until when this process knows it is blocked (for the gate, synchronously)

@@ -1,4 +1,4 @@
-"""The Lua scripts of the shared index: each one atomic step on Redis (a table of sources).
+"""The Lua scripts of the shared state: each one atomic step on Redis (a table of sources).
 
 Every script takes the key prefix as ``ARGV[1]`` and builds its keys from
 it, so one Redis database may hold several registries' state under
@@ -15,6 +15,8 @@ different prefixes (tests do).  The data model (see ``docs/replicas.rst``)::
                            (its _packs document, JSON; absent when not listed)
     <P>lock:<name>         the token of the process whose turn it is (PX lease, renewed)
     <P>pending             HASH name -> token of a turn that has not finished cleanly
+    <P>throttle:<client>   the login throttle's entry of one client key (JSON, see below;
+                           PX: it expires when nothing in it matters any more)
 
 A server restarted (from an old snapshot, or empty) has another run_id, so
 its data is never taken as complete: readers get "not ready" and one process
@@ -157,5 +159,93 @@ redis.call('DEL', P .. 'building')
 return 1
 """,
 }
+
+# The login throttle (paxd.shared.throttle).  A client's entry is {"f": [[time, user], ...]
+# failures within the window, "a": [time, ...] admissions in flight (each one forgotten after
+# the lease: a killed replica's attempts do not hold their slots for ever), "b": blocked until}.
+# Times are the callers' clocks in whole milliseconds (exact in cjson's 14 digits), and so are
+# the durations; a user is "=" .. name, or "" for none.
+# ARGV[2..7]: client key, now, max_failures, window, block_for, lease.
+_THROTTLE = """
+local K = P .. 'throttle:' .. ARGV[2]
+local now, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+local window, block_for, lease = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local function load()
+  local raw = redis.call('GET', K)
+  local s = raw and cjson.decode(raw) or {}
+  local f, a = {}, {}
+  for _, e in ipairs(s.f or {}) do
+    if e[1] > now - window then f[#f + 1] = e end
+  end
+  for _, t in ipairs(s.a or {}) do
+    if t > now - lease then a[#a + 1] = t end
+  end
+  return {f = f, a = a, b = s.b or 0}
+end
+local function save(s)
+  local ttl = s.b - now
+  for _, e in ipairs(s.f) do ttl = math.max(ttl, e[1] + window - now) end
+  for _, t in ipairs(s.a) do ttl = math.max(ttl, t + lease - now) end
+  if ttl <= 0 then
+    redis.call('DEL', K)
+  else
+    redis.call('SET', K, cjson.encode(s), 'PX', ttl)
+  end
+end
+local function fail(s, user)
+  s.f[#s.f + 1] = {now, user}
+  if #s.f >= limit then
+    s.b = math.max(s.b, now + block_for)
+    s.f = {}
+  end
+end
+local function blocked(s)
+  return math.max(0, s.b - now)
+end
+"""
+
+SCRIPTS.update(
+    {
+        # ->  {1} admitted | {0, ms blocked, 1} | {0, 0, 0} the attempts in flight fill it
+        "throttle_admit": _THROTTLE
+        + """
+local s = load()
+if s.b > now then return {0, blocked(s), 1} end
+if #s.f + #s.a >= limit then return {0, 0, 0} end
+s.a[#s.a + 1] = now
+save(s)
+return {1}
+""",
+        # ARGV[8..9]: outcome ('failed', 'succeeded', 'abandoned'), user  ->  ms blocked
+        "throttle_settle": _THROTTLE
+        + """
+local s = load()
+local oldest = nil
+for i, t in ipairs(s.a) do
+  if oldest == nil or t < s.a[oldest] then oldest = i end
+end
+if oldest ~= nil then table.remove(s.a, oldest) end
+if ARGV[8] == 'failed' then
+  fail(s, ARGV[9])
+elseif ARGV[8] == 'succeeded' then
+  local kept = {}
+  for _, e in ipairs(s.f) do
+    if e[2] ~= ARGV[9] then kept[#kept + 1] = e end
+  end
+  s.f = kept
+end
+save(s)
+return blocked(s)
+""",
+        # ARGV[8]: user  ->  ms blocked
+        "throttle_fail": _THROTTLE
+        + """
+local s = load()
+fail(s, ARGV[8])
+save(s)
+return blocked(s)
+""",
+    }
+)
 
 SCRIPTS = {name: _COMMON + source for name, source in SCRIPTS.items()}
