@@ -385,6 +385,7 @@ def connection_limits(config: Config) -> ConnectionLimits:
         body_window=connections.bodytimeout,
         body_min_rate=connections.bodyminrate,
         max_per_client=connections.maxperclient,
+        trusted_proxies=connections.trustedproxies,
     )
 
 

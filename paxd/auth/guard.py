@@ -52,6 +52,7 @@ from paxd.auth.throttle import Throttle, TooManyAttempts
 from paxd.registry.errors import RegistryError
 from paxd.web.accesslog import remember_user
 from paxd.web.errors import ErrorResource, internal_error
+from paxd.web.forwarded import client_of
 
 log = Logger()
 
@@ -87,10 +88,8 @@ def too_many_requests_resource(retry_after: int, blocked: bool = True) -> ErrorR
 
 
 def client_address(request: IRequest) -> str:
-    """The peer's host (an IP address as text) or, for other transports, the address as text."""
-    address = request.getClientAddress()
-    host = getattr(address, "host", None)
-    return host if isinstance(host, str) else str(address)
+    """The client's address: the peer's, or behind a trusted proxy whom it forwards for."""
+    return client_of(request)
 
 
 def _secret_of(credentials: ICredentials) -> tuple[bytes, bytes]:

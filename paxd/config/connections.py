@@ -8,12 +8,22 @@ listeners' backlog (:func:`paxd.listeners.with_backlog`).
 
 from __future__ import annotations
 
+import ipaddress
+
 import attrs
 
-from paxd.config.schema import leaf
-from paxd.config.values import duration, integer
+from paxd.config.context import Context
+from paxd.config.schema import items, leaf
+from paxd.config.values import duration, integer, strings
 
 __all__ = ["ConnectionsConfig"]
+
+
+def _network(ctx: Context, value: str, key: str) -> None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        ctx.fail(key, f"{value!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)")
 
 
 @attrs.frozen
@@ -32,3 +42,5 @@ class ConnectionsConfig:
     maxperclient: int = leaf(integer(minimum=0), default=128)
     #: the listen backlog of TCP and unix listeners (0: the system's net.core.somaxconn)
     backlog: int = leaf(integer(minimum=0), default=0)
+    #: load balancers whose X-Forwarded-For names the client (addresses or networks)
+    trustedproxies: tuple[str, ...] = items(strings(single_ok=True, each=_network))

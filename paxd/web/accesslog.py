@@ -20,6 +20,8 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from paxd.web.forwarded import client_of
+
 __all__ = ["log_request", "remember_user", "user_of"]
 
 log = Logger(namespace="paxd.access")
@@ -55,8 +57,7 @@ def log_request(request: Any, now: float) -> None:
     started = getattr(request, "started", None)
     duration = round(now - started, 6) if isinstance(started, float) else None
     user = user_of(request)
-    address = request.getClientAddress()
-    client = getattr(address, "host", None) or str(address)
+    client = client_of(request)
     log.info(
         _FORMAT,
         client=client,

@@ -36,6 +36,9 @@ class ConnectionLimits:
         gets ``Connection: close``, and no more than this is read of it in all.
     :ivar linger: seconds a connection answered before its body may stay open
         to let the client read its answer, before it is closed.
+    :ivar trusted_proxies: load balancers (``http.connections.trustedproxies``):
+        their ``X-Forwarded-For`` names the client (:mod:`paxd.web.forwarded`),
+        and their connections are not capped (they carry many clients').
     """
 
     header_timeout: float | None = 30.0
@@ -45,6 +48,7 @@ class ConnectionLimits:
     max_per_client: int = 128
     drain_limit: int = MiB
     linger: float = 2.0
+    trusted_proxies: tuple[str, ...] = ()
 
 
 #: what a client over its connection cap is told, before the connection is closed

@@ -41,6 +41,7 @@ from paxd.web.accesslog import log_request
 from paxd.web.body import BodyIncomplete, RequestBody
 from paxd.web.channel import RegistryChannel
 from paxd.web.errors import internal_error, write_error
+from paxd.web.forwarded import TrustedProxies
 from paxd.web.limits import ClientSlots, ConnectionLimits, TooManyConnections
 
 log = Logger()
@@ -270,12 +271,15 @@ class RegistrySite(Site):
         self.access_log = access_log
         self.displayTracebacks = False
         self.raw_headers = encode_headers(headers)
+        self.trusted_proxies = TrustedProxies(self.limits.trusted_proxies)
         self.slots = ClientSlots(self.limits.max_per_client)
         self.observer = observer
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         """A channel, or a 429 for an address over ``http.connections.maxperclient``."""
         host = client_host(addr)
+        if self.trusted_proxies.trusts(host):
+            host = None  # a balancer's connections carry many clients: not capped
         if not self.slots.acquire(host):
             refusal: Protocol = TooManyConnections()
             refusal.factory = self

@@ -271,6 +271,18 @@ class ConnectionsTests(ErrorAssertions):
             (c.headertimeout, c.maxperclient, c.backlog, c.bodyminrate), (5.0, 0, 9, 0)
         )
 
+    def test_trusted_proxies(self) -> None:
+        c = parse(
+            f"{MINIMAL}http: {{connections: {{trustedproxies: [10.0.0.5, '192.168.0.0/24']}}}}"
+        ).http.connections
+        self.assertEqual(c.trustedproxies, ("10.0.0.5", "192.168.0.0/24"))
+        self.assertEqual(parse(MINIMAL).http.connections.trustedproxies, ())
+        self.assertConfigError(
+            f"{MINIMAL}http: {{connections: {{trustedproxies: [haproxy]}}}}",
+            "http.connections.trustedproxies.0",
+            "not an IP address or network",
+        )
+
     def test_errors(self) -> None:
         self.assertConfigError(
             f"{MINIMAL}http: {{connections: {{headertimeout: 0s}}}}",

@@ -54,6 +54,7 @@ http.connections.bodytimeout: leaf
 http.connections.headertimeout: leaf
 http.connections.idletimeout: leaf
 http.connections.maxperclient: leaf
+http.connections.trustedproxies: list of leaf
 http.debug: section
 http.debug.addr: leaf
 http.debug.prometheus: section
