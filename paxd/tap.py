@@ -41,6 +41,8 @@ DEFAULT_CONFIG = "/etc/paxd/config.yml"
 DISK_THREADS = 16
 #: bcrypt pool: bcrypt is CPU-bound, so no more threads than it is worth
 AUTH_THREADS = 2
+#: blob bodies sent from local files (sendfile, TLS encryption): CPU-bound mostly
+TRANSFER_THREADS = 4
 
 
 class Options(usage.Options):
@@ -264,6 +266,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     disk_pool = make_pool("paxd-disk", DISK_THREADS)
     ThreadPoolService(disk_pool).setServiceParent(top)
     disk = PoolRunner(reactor, disk_pool)
+    transfer_pool = make_pool("paxd-transfer", TRANSFER_THREADS)
+    ThreadPoolService(transfer_pool).setServiceParent(top)
 
     storage = make_storage(config, disk)
     registry = Registry(
@@ -286,6 +290,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         runner=disk,
         headers=config.http.headers,
         access_log=not config.log.accesslog_disabled,
+        transfer=PoolRunner(reactor, transfer_pool),
     )
 
     worker = options.get("worker")

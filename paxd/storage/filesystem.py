@@ -45,6 +45,7 @@ from paxd.storage.interface import (
     PathNotFound,
     check_path,
 )
+from paxd.storage.localfile import ILocalFile
 from paxd.threadpool import IRunner
 
 #: put_content's temporary files: hidden (a leading dot is not valid in any
@@ -118,7 +119,7 @@ class _OpenFile:
         return self._lock.run(locked)
 
 
-@implementer(IReader)
+@implementer(IReader, ILocalFile)
 class FilesystemReader(_OpenFile):
     """Reads one open file with ``pread``, in the pool, one read at a time."""
 
@@ -127,10 +128,15 @@ class FilesystemReader(_OpenFile):
         self._offset = offset
 
     def fileno(self) -> int:
-        """The OS file descriptor (for a later sendfile path). Not part of IReader."""
+        """The OS file descriptor (:class:`~paxd.storage.localfile.ILocalFile`)."""
         if self._closed:
             raise ValueError("reader is closed")
         return self._fd
+
+    @property
+    def offset(self) -> int:
+        """Where the next :meth:`read` starts (:class:`~paxd.storage.localfile.ILocalFile`)."""
+        return self._offset
 
     def read(self, length: int) -> Deferred[bytes]:
         """Read up to *length* bytes at the current offset; ``b""`` at end of file."""

@@ -214,6 +214,8 @@ class RegistrySite(Site):
     :param spool_dir: where large bodies are spooled (None: the system's temporary directory).
     :param headers: ``http.headers``: added to every response.
     :param access_log: log a line per request (``log.accesslog.disabled`` turns it off).
+    :param transfer: the transfer pool's runner: blob bodies from local files are
+        sent from it (:mod:`paxd.web.direct`); None: always through the reactor.
     :param kwargs: passed on to :class:`~twisted.web.server.Site` (``reactor``, ``timeout``...).
     """
 
@@ -225,6 +227,7 @@ class RegistrySite(Site):
         spool_dir: str | None = None,
         headers: Mapping[str, Iterable[str]] | None = None,
         access_log: bool = True,
+        transfer: IRunner | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(resource, RegistryRequest, parsePOSTFormSubmission=False, **kwargs)
@@ -233,6 +236,7 @@ class RegistrySite(Site):
         self.runner = runner
         self.spool_dir = spool_dir
         self.raw_headers = encode_headers(headers)
+        self.transfer = transfer
 
     def log(self, request: Any) -> None:
         """The access log line, unless ``log.accesslog.disabled``."""
