@@ -68,8 +68,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--only",
         metavar="W",
         default="",
-        help="comma-separated workloads to run: 1, 1-http, 1-tls, 2, 3, 3-auth,"
-        " 3-open, 4, 5, 6, 7 (a number selects all its variants)",
+        help="comma-separated workloads to run: 1, 1-http, 1-tls, 2, 2-http, 2-tls, 3,"
+        " 3-auth, 3-open, 4, 5, 6, 7, 8 (a number selects all its variants)",
     )
     parser.add_argument(
         "--servers",

@@ -41,6 +41,10 @@ class Profile:
     #: workload 7: the blob uploaded then downloaded while memory is sampled
     memory_size: int
     memory_rounds: int
+    #: workload 8: packs x versions written by distribution, and rounds (fresh directories)
+    startup_packs: int = 5
+    startup_versions: int = 4
+    startup_rounds: int = 1
 
 
 SMOKE = Profile(
@@ -81,6 +85,9 @@ QUICK = Profile(
     catalog_walk_page=1000,
     memory_size=512 * MiB,
     memory_rounds=1,
+    startup_packs=200,
+    startup_versions=20,
+    startup_rounds=1,
 )
 
 FULL = Profile(
@@ -101,6 +108,9 @@ FULL = Profile(
     catalog_walk_page=1000,
     memory_size=1 * GiB,
     memory_rounds=3,
+    startup_packs=1000,
+    startup_versions=20,
+    startup_rounds=3,
 )
 
 PROFILES = {p.name: p for p in (SMOKE, QUICK, FULL)}

@@ -19,7 +19,7 @@ from bench.servers import SERVER_NAMES
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("docker-registry", "wrk", "curl")
 #: every workload key the smoke run must print a row for
-WORKLOADS = ("1-http", "1-tls", "2", "3-open", "3-auth", "4", "5", "6", "7")
+WORKLOADS = ("1-http", "1-tls", "2-http", "2-tls", "3-open", "3-auth", "4", "5", "6", "7", "8")
 
 
 def require_tools() -> None:
