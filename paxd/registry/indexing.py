@@ -25,10 +25,11 @@ from twisted.logger import Logger
 from paxd.packs import versions
 from paxd.registry import layout
 from paxd.registry.context import StoreContext
+from paxd.registry.links import parse_link
 from paxd.registry.packindex import PackSummary, summarize
 from paxd.registry.reference import Digest
 from paxd.registry.repository import Repository
-from paxd.storage.interface import PathNotFound
+from paxd.storage.batch import get_contents
 
 log = Logger()
 
@@ -121,16 +122,22 @@ class StartupIndexer:
         context = self._context
         tags = self._repository(name).tags
         names = await tags.names()
-        digests = await tags.currents(names)
-        summaries: dict[str, PackSummary | None] = {}
-        by_digest: dict[Digest, PackSummary | None] = {}
-        for tag in names:
-            digest = digests.get(tag)
-            if digest is None or (context.parent_tags and versions.is_parent_tag(tag)):
-                continue
-            if digest not in by_digest:
-                by_digest[digest] = await self._summary_of(digest)
-            summaries[tag] = by_digest[digest]
+        # Every link, then every manifest, in one storage call each (paxd.storage.batch).
+        paths = [layout.tag_current_link(name, t) for t in names]
+        links = await get_contents(context.driver, paths)
+        digests = {t: parse_link(p, c) for t, p, c in zip(names, paths, links, strict=True)}
+        versioned = {
+            tag: digest
+            for tag, digest in digests.items()
+            if digest is not None and not (context.parent_tags and versions.is_parent_tag(tag))
+        }
+        wanted = dict.fromkeys(versioned.values())
+        manifests = await get_contents(context.driver, [layout.blob_data(d) for d in wanted])
+        by_digest: dict[Digest, PackSummary | None] = {
+            d: None if content is None else summarize(content, str(d))
+            for d, content in zip(wanted, manifests, strict=True)
+        }
+        summaries = {tag: by_digest[digest] for tag, digest in versioned.items()}
         holds = any(s is not None for s in summaries.values())
         parents: dict[str, str | None] = {}
         if context.parent_tags:
@@ -140,10 +147,3 @@ class StartupIndexer:
             name, summaries, {p: t for p, t in parents.items() if t is not None}
         )
         return holds
-
-    async def _summary_of(self, digest: Digest) -> PackSummary | None:
-        try:
-            content = await self._context.driver.get_content(layout.blob_data(digest))
-        except PathNotFound:
-            return None
-        return summarize(content, str(digest))

@@ -39,6 +39,13 @@ async def read_link(driver: IStorageDriver, path: str) -> Digest | None:
         content = await driver.get_content(path)
     except PathNotFound:
         return None
+    return parse_link(path, content)
+
+
+def parse_link(path: str, content: bytes | None) -> Digest | None:
+    """The digest in the content of link *path*; None if absent (None) or not a digest."""
+    if content is None:
+        return None
     try:
         return parse_digest(content.decode("ascii", "replace").strip())
     except RegistryError:

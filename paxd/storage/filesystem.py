@@ -30,11 +30,13 @@ import shutil
 import stat as stat_module
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from contextlib import suppress
 
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from zope.interface import implementer
 
+from paxd.storage.batch import IBatchReads
 from paxd.storage.interface import (
     FileInfo,
     Hasher,
@@ -209,7 +211,7 @@ class FilesystemWriter(_OpenFile):
         return self._close()
 
 
-@implementer(IStorageDriver)
+@implementer(IStorageDriver, IBatchReads)
 class FilesystemStorage:
     """Files under *root*, laid out as distribution lays them out.
 
@@ -251,20 +253,41 @@ class FilesystemStorage:
 
         Raises FileNotFoundError or NotADirectoryError if it does not exist.
         """
-        st = os.stat(directory)
+        st = os.lstat(directory)
+        linked = stat_module.S_ISLNK(st.st_mode)
+        if linked:
+            st = os.stat(directory)  # remembered by the inode it leads to
         identity = (st.st_dev, st.st_ino)
         with self._verified_lock:
             if self._verified.get(directory) == identity:
                 self._verified.move_to_end(directory)
                 return
+        parent = os.path.dirname(directory)
+        if (
+            not linked
+            and stat_module.S_ISDIR(st.st_mode)
+            and directory != self._root
+            # never above the root (_full joins onto it, so this is a guard only)
+            and (parent == self._root or parent.startswith(os.path.join(self._root, "")))
+        ):
+            # A real directory (no symlink) in a verified parent is inside too: one
+            # lstat per level instead of resolving the whole path again (realpath:
+            # a Python loop and an lstat per component), which was most of a
+            # start-up over 20,000 tags, far more directories than are remembered.
+            self._check_dir(parent, path)  # raises if the parent leaves the root
+            self._remember(directory, identity)
+            return
         real = self._check_real(directory, path)
         # The inode found at the real location (no symlink left in it) is
         # what later stats must find again.
         st = os.stat(real)
         if not stat_module.S_ISDIR(st.st_mode):
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", directory)
+        self._remember(directory, (st.st_dev, st.st_ino))
+
+    def _remember(self, directory: str, identity: tuple[int, int]) -> None:
         with self._verified_lock:
-            self._verified[directory] = (st.st_dev, st.st_ino)
+            self._verified[directory] = identity
             self._verified.move_to_end(directory)
             while len(self._verified) > VERIFIED_DIRS:
                 self._verified.popitem(last=False)
@@ -495,6 +518,19 @@ class FilesystemStorage:
     def get_content(self, path: str) -> Deferred[bytes]:
         """The whole content of *path*."""
         return self._runner.run(self._get_content, path)
+
+    def get_contents(self, paths: Sequence[str]) -> Deferred[list[bytes | None]]:
+        """Each of *paths*' content (None where missing), in one pool job (IBatchReads)."""
+        return self._runner.run(self._get_contents, list(paths))
+
+    def _get_contents(self, paths: list[str]) -> list[bytes | None]:
+        found: list[bytes | None] = []
+        for path in paths:
+            try:
+                found.append(self._get_content(path))
+            except PathNotFound:
+                found.append(None)
+        return found
 
     def put_content(self, path: str, content: bytes) -> Deferred[None]:
         """Atomically replace *path* with *content* (temp file, fsync, rename, fsync dir)."""
