@@ -122,9 +122,10 @@ class StartupIndexer:
         context = self._context
         tags = self._repository(name).tags
         names = await tags.names()
-        # Every link, then every manifest, in one storage call each (paxd.storage.batch).
+        # Every link (and the pack marker), then every manifest, in one storage
+        # call each (paxd.storage.batch).
         paths = [layout.tag_current_link(name, t) for t in names]
-        links = await get_contents(context.driver, paths)
+        *links, marker = await get_contents(context.driver, [*paths, layout.pack_marker(name)])
         digests = {t: parse_link(p, c) for t, p, c in zip(names, paths, links, strict=True)}
         versioned = {
             tag: digest
@@ -142,7 +143,9 @@ class StartupIndexer:
         parents: dict[str, str | None] = {}
         if context.parent_tags:
             # parent tags only where packs are (paxd.registry.packrepo)
-            parents = await tags.settle(holds, names, digests, write=not context.readonly)
+            parents = await tags.settle(
+                holds, names, digests, write=not context.readonly, marked=marker is not None
+            )
         await context.index.set_pack(
             name, summaries, {p: t for p, t in parents.items() if t is not None}
         )
