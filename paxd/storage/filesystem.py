@@ -29,6 +29,7 @@ import secrets
 import shutil
 import stat as stat_module
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import suppress
@@ -37,6 +38,7 @@ from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from zope.interface import implementer
 
 from paxd.storage.batch import IBatchReads
+from paxd.storage.beneath import open_beneath
 from paxd.storage.interface import (
     FileInfo,
     Hasher,
@@ -227,6 +229,7 @@ class FilesystemStorage:
         self._root = os.path.abspath(root)
         self._runner = runner
         self._real_root: str | None = None
+        self._root_fd = -1
         #: directory OS path -> (st_dev, st_ino) of its verified real location
         self._verified: OrderedDict[str, tuple[int, int]] = OrderedDict()
         # pool threads share the cache
@@ -237,7 +240,12 @@ class FilesystemStorage:
         """The root's resolved location, creating the root the first time."""
         if self._real_root is None:
             os.makedirs(self._root, mode=DIR_MODE, exist_ok=True)
-            self._real_root = os.path.realpath(self._root)
+            real = os.path.realpath(self._root)
+            # for reads resolved by the kernel (paxd.storage.beneath)
+            fd = os.open(real, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            weakref.finalize(self, os.close, fd)
+            self._root_fd = fd
+            self._real_root = real
         return self._real_root
 
     def _check_real(self, full: str, path: str) -> str:
@@ -332,6 +340,12 @@ class FilesystemStorage:
 
     def _open(self, path: str, flags: int, mode: int = FILE_MODE) -> int:
         """``os.open`` of *path*, confined to the root (see the module docstring)."""
+        if flags == os.O_RDONLY and path != "/":
+            check_path(path)
+            self._ensure_root()
+            fd = open_beneath(self._root_fd, path[1:])
+            if fd is not None:
+                return fd
         full = self._resolve_parent(path)
         try:
             return os.open(full, flags | os.O_NOFOLLOW, mode)
