@@ -29,7 +29,7 @@ from paxd.registry.links import parse_link
 from paxd.registry.packindex import PackSummary, summarize
 from paxd.registry.reference import Digest
 from paxd.registry.repository import Repository
-from paxd.storage.batch import get_contents
+from paxd.storage.batch import get_contents, sync
 
 log = Logger()
 
@@ -96,6 +96,11 @@ class StartupIndexer:
             [Deferred.fromCoroutine(worker()) for _ in range(START_CONCURRENCY)],
             consumeErrors=True,
         )
+        # what was repaired (markers, parent tags) was written unsynced: durable
+        # now, before the index is reported filled (a kill before this point
+        # leaves it to the next start-up, which derives it all again)
+        if not self._context.readonly:
+            await sync(self._context.driver)
         log.info(
             "pack index loaded: {count} packs in {repositories} repositories",
             count=packs,
@@ -104,7 +109,7 @@ class StartupIndexer:
 
     async def repair(self, name: str) -> None:
         """Repair *name*'s parent tags and index its packs (in its turn already)."""
-        await self._index_one(name)
+        await self._index_one(name, durable=True)
 
     def _load(self, name: str) -> Deferred[bool | None]:
         """Repair *name*'s parent tags and index its packs; True if it holds a pack.
@@ -112,13 +117,16 @@ class StartupIndexer:
         Never fails: errors are logged (and the answer is None).
         """
         d: Deferred[bool | None] = self._context.index.serialise(
-            name, lambda: self._index_one(name)
+            name, lambda: self._index_one(name, durable=False)
         )
         d.addErrback(lambda f: log.failure("could not load the tags of {name}", f, name=name))
         return d
 
-    async def _index_one(self, name: str) -> bool:
-        """Index *name*'s packs and, where it holds any, repair its parent tags; True if it does."""
+    async def _index_one(self, name: str, durable: bool) -> bool:
+        """Index *name*'s packs and, where it holds any, repair its parent tags; True if it does.
+
+        *durable* False: the repairs are made durable by the caller's sync.
+        """
         context = self._context
         tags = self._repository(name).tags
         names = await tags.names()
@@ -144,7 +152,12 @@ class StartupIndexer:
         if context.parent_tags:
             # parent tags only where packs are (paxd.registry.packrepo)
             parents = await tags.settle(
-                holds, names, digests, write=not context.readonly, marked=marker is not None
+                holds,
+                names,
+                digests,
+                write=not context.readonly,
+                marked=marker is not None,
+                durable=durable,
             )
         await context.index.set_pack(
             name, summaries, {p: t for p, t in parents.items() if t is not None}

@@ -297,19 +297,23 @@ class TagStore:
         digests: Mapping[str, Digest | None],
         write: bool,
         marked: bool | None = None,
+        durable: bool = True,
     ) -> dict[str, str | None]:
         """At start-up: make marker and parent tags agree with *holds* (any tag a pack?).
 
         :param write: False to only compute (read-only mode: nothing repaired).
         :param marked: whether the marker is there, if already read.
+        :param durable: False to leave what is written (marker, parent tags: all
+            derived from the version tags, and made again by every start-up)
+            for the caller's :func:`paxd.storage.batch.sync`.
         :returns: parent tag → the version tag it points at (None: gone).
         """
         if marked is None:
             marked = await self.marker.present()
         if holds:
             if not marked and write:
-                await self.marker.set()
-            return await self.sync_parents(None, tags, digests, write=write)
+                await self.marker.set(durable)
+            return await self.sync_parents(None, tags, digests, write=write, durable=durable)
         if marked and write:
             await self.release(tags)
         return {}
@@ -321,6 +325,7 @@ class TagStore:
         tags: list[str] | None = None,
         digests: Mapping[str, Digest | None] | None = None,
         write: bool = True,
+        durable: bool = True,
     ) -> dict[str, str | None]:
         """Make the parent tags of *lines* point where the version tags say (in this turn).
 
@@ -334,6 +339,7 @@ class TagStore:
         :param tags: the repository's tags, if already listed.
         :param digests: tag → current digest, for the tags already read.
         :param write: False to only compute (read-only mode: nothing repaired).
+        :param durable: False: the links are written unsynced (see :meth:`settle`).
         :returns: parent tag → the version tag it points at now (None: gone).
         """
         if tags is None:
@@ -358,7 +364,7 @@ class TagStore:
             [
                 Deferred.fromCoroutine(
                     self._sync_line(
-                        parent, members[parent], parent in present, known, result, write
+                        parent, members[parent], parent in present, known, result, write, durable
                     )
                 )
                 for parent in ordered
@@ -393,6 +399,7 @@ class TagStore:
         known: dict[str, Digest | None],
         result: dict[str, str | None],
         write: bool,
+        durable: bool,
     ) -> bool:
         """Point *parent* where its line says (noted in *result*); True if storage disagreed."""
         target = await self._line_target(members, known)
@@ -407,8 +414,9 @@ class TagStore:
         if want is None:
             await delete_quietly(driver, layout.tag_dir(self.name, parent))
         else:
-            await write_link(driver, layout.tag_index_link(self.name, parent, want), want)
-            await write_link(driver, layout.tag_current_link(self.name, parent), want)
+            index = layout.tag_index_link(self.name, parent, want)
+            await write_link(driver, index, want, durable)
+            await write_link(driver, layout.tag_current_link(self.name, parent), want, durable)
         return True
 
     async def _known_link(self, tag: str, known: dict[str, Digest | None]) -> Digest | None:

@@ -34,14 +34,19 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import suppress
 
-from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
-from paxd.storage.batch import IBatchReads
+from paxd.storage.batch import IBatchReads, IUnsyncedWrites
 from paxd.storage.beneath import open_beneath
+from paxd.storage.fsfiles import (
+    FilesystemReader,
+    FilesystemWriter,
+    fsync_dir,
+    write_all,
+)
 from paxd.storage.interface import (
     FileInfo,
-    Hasher,
     InvalidPath,
     IReader,
     IStorageDriver,
@@ -49,7 +54,7 @@ from paxd.storage.interface import (
     PathNotFound,
     check_path,
 )
-from paxd.storage.localfile import ILocalFile
+from paxd.storage.syncfs import syncfs
 from paxd.threadpool import IRunner
 
 #: put_content's temporary files: hidden (a leading dot is not valid in any
@@ -61,159 +66,11 @@ FILE_MODE = 0o644
 VERIFIED_DIRS = 4096
 
 
-def _fsync_dir(directory: str) -> None:
-    """Make a rename or creation in *directory* durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> int:
-    """Write every byte of *data* to *fd* (os.write may write less than asked)."""
-    view = memoryview(data)
-    total = len(view)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    return total
-
-
-def _write_hashed(fd: int, data: bytes, hasher: Hasher | None) -> int:
-    """In the pool: write all of *data*, then feed it to *hasher* (if any).
-
-    One pool job for both: hashlib releases the GIL on large buffers, so an
-    upload's sha256 runs beside the reactor instead of on it.
-    """
-    written = _write_all(fd, data)
-    if hasher is not None:
-        hasher.update(data)
-    return written
-
-
 def _visible(name: str) -> bool:
     return not name.startswith(TEMP_PREFIX)
 
 
-class _OpenFile:
-    """A file descriptor used from the pool, one operation at a time, closed once.
-
-    Operations are serialised by a lock so that reads advance the offset in
-    order and writes reach the file in the order they were made, even when a
-    caller fires several without waiting; closing waits for them all.
-    """
-
-    def __init__(self, runner: IRunner, fd: int, size: int) -> None:
-        self._runner = runner
-        self._fd = fd
-        self._closed = False
-        self._lock = DeferredLock()
-        self.size = size
-
-    def _close(self) -> Deferred[None]:
-        """Close the descriptor in the pool, after queued operations; idempotent."""
-        if self._closed:
-            return succeed(None)
-        self._closed = True
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(os.close, self._fd)
-
-        return self._lock.run(locked)
-
-
-@implementer(IReader, ILocalFile)
-class FilesystemReader(_OpenFile):
-    """Reads one open file with ``pread``, in the pool, one read at a time."""
-
-    def __init__(self, runner: IRunner, fd: int, size: int, offset: int) -> None:
-        super().__init__(runner, fd, size)
-        self._offset = offset
-
-    def fileno(self) -> int:
-        """The OS file descriptor (:class:`~paxd.storage.localfile.ILocalFile`)."""
-        if self._closed:
-            raise ValueError("reader is closed")
-        return self._fd
-
-    @property
-    def offset(self) -> int:
-        """Where the next :meth:`read` starts (:class:`~paxd.storage.localfile.ILocalFile`)."""
-        return self._offset
-
-    def read(self, length: int) -> Deferred[bytes]:
-        """Read up to *length* bytes at the current offset; ``b""`` at end of file."""
-        if self._closed:
-            return fail(ValueError("reader is closed"))
-
-        def locked() -> Deferred[bytes]:
-            return self._runner.run(os.pread, self._fd, length, self._offset).addCallback(
-                self._advance
-            )
-
-        return self._lock.run(locked)
-
-    def _advance(self, chunk: bytes) -> bytes:
-        self._offset += len(chunk)
-        return chunk
-
-    def close(self) -> Deferred[None]:
-        """Close the file descriptor (in the pool). Idempotent."""
-        return self._close()
-
-
-@implementer(IWriter)
-class FilesystemWriter(_OpenFile):
-    """Writes straight into the file at its path; :meth:`commit` makes it durable.
-
-    *directory* is the file's directory if the writer created the file (its
-    entry is fsynced on commit), else None.
-    """
-
-    def __init__(self, runner: IRunner, fd: int, size: int, directory: str | None) -> None:
-        super().__init__(runner, fd, size)
-        self._directory = directory
-
-    def write(self, data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
-        """Append *data* to the file, and hash it with *hasher*, in one pool job."""
-        if self._closed:
-            return fail(ValueError("writer is closed"))
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(_write_hashed, self._fd, data, hasher).addCallback(self._grow)
-
-        return self._lock.run(locked)
-
-    def _grow(self, written: int) -> None:
-        self.size += written
-
-    def _commit(self) -> None:
-        try:
-            os.fsync(self._fd)
-        finally:
-            os.close(self._fd)
-        # A new file: make its directory entry durable too.
-        if self._directory is not None:
-            _fsync_dir(self._directory)
-
-    def commit(self) -> Deferred[None]:
-        """fsync and close the file, then fsync its directory."""
-        if self._closed:
-            return fail(ValueError("writer is closed"))
-        self._closed = True
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(self._commit)
-
-        return self._lock.run(locked)
-
-    def cancel(self) -> Deferred[None]:
-        """Close the file; what was written stays. Idempotent, and harmless after commit."""
-        return self._close()
-
-
-@implementer(IStorageDriver, IBatchReads)
+@implementer(IStorageDriver, IBatchReads, IUnsyncedWrites)
 class FilesystemStorage:
     """Files under *root*, laid out as distribution lays them out.
 
@@ -319,8 +176,28 @@ class FilesystemStorage:
             self._check_dir(os.path.dirname(full), path)
         except (FileNotFoundError, NotADirectoryError):
             # A missing parent: what exists of the path must still be inside.
-            self._check_real(full, path)
+            self._check_missing(full, path)
         return full
+
+    def _check_missing(self, full: str, path: str) -> None:
+        """*full*'s parent is missing: its nearest existing ancestor must be a directory inside.
+
+        What makedirs creates below that is real directories; a symlink (a
+        dangling one) or a file on the way is resolved in full instead.
+        """
+        ancestor = os.path.dirname(full)
+        inside = os.path.join(self._root, "")
+        while ancestor.startswith(inside):
+            ancestor = os.path.dirname(ancestor)
+            try:
+                st = os.lstat(ancestor)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat_module.S_ISDIR(st.st_mode):
+                self._check_dir(ancestor, path)
+                return
+            break
+        self._check_real(full, path)
 
     def _resolve(self, path: str) -> str:
         """The OS path of logical *path*, refusing anything that resolves outside the root.
@@ -377,7 +254,7 @@ class FilesystemStorage:
         finally:
             os.close(fd)
 
-    def _put_content(self, path: str, content: bytes) -> None:
+    def _put_content(self, path: str, content: bytes, durable: bool = True) -> None:
         full = self._resolve(path)
         directory = os.path.dirname(full)
         os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
@@ -385,8 +262,9 @@ class FilesystemStorage:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         try:
             try:
-                _write_all(fd, content)
-                os.fsync(fd)
+                write_all(fd, content)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(temp, full)
@@ -395,7 +273,8 @@ class FilesystemStorage:
             with suppress(OSError):
                 os.unlink(temp)
             raise
-        _fsync_dir(directory)
+        if durable:
+            fsync_dir(directory)
 
     def _reader(self, path: str, offset: int) -> FilesystemReader:
         if offset < 0:
@@ -493,10 +372,10 @@ class FilesystemStorage:
         except FileNotFoundError:
             # Removed between the lstat and here.
             raise PathNotFound(source) from None
-        _fsync_dir(destination_dir)
+        fsync_dir(destination_dir)
         source_dir = os.path.dirname(source_full)
         if source_dir != destination_dir:
-            _fsync_dir(source_dir)
+            fsync_dir(source_dir)
 
     def _delete(self, path: str) -> None:
         if path == "/":
@@ -549,6 +428,14 @@ class FilesystemStorage:
     def put_content(self, path: str, content: bytes) -> Deferred[None]:
         """Atomically replace *path* with *content* (temp file, fsync, rename, fsync dir)."""
         return self._runner.run(self._put_content, path, content)
+
+    def put_content_unsynced(self, path: str, content: bytes) -> Deferred[None]:
+        """Replace *path* at once (rename), durable only at the next :meth:`sync`."""
+        return self._runner.run(self._put_content, path, content, False)
+
+    def sync(self) -> Deferred[None]:
+        """Make every write so far durable: one syncfs of the root's filesystem."""
+        return self._runner.run(lambda: syncfs(self._ensure_root()))
 
     def reader(self, path: str, offset: int = 0) -> Deferred[IReader]:
         """A :class:`FilesystemReader` positioned at *offset*."""

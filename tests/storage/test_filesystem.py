@@ -18,7 +18,7 @@ from zope.interface.verify import verifyObject
 
 from paxd.registry import layout
 from paxd.registry.reference import Digest
-from paxd.storage.batch import IBatchReads, get_contents
+from paxd.storage.batch import IBatchReads, IUnsyncedWrites, get_contents
 from paxd.storage.filesystem import TEMP_PREFIX, FilesystemReader, FilesystemStorage
 from paxd.storage.interface import InvalidPath, IStorageDriver, PathNotFound
 from paxd.threadpool import PoolRunner, SynchronousRunner, make_pool
@@ -208,16 +208,16 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
 
     def test_writer_fsyncs_directory_of_new_file_only(self) -> None:
         """A created file's directory entry is made durable; an appended one's already is."""
-        import paxd.storage.filesystem as filesystem
+        import paxd.storage.fsfiles as fsfiles
 
         synced: list[str] = []
-        real = filesystem._fsync_dir
+        real = fsfiles.fsync_dir
 
         def record(directory: str) -> None:
             synced.append(directory)
             real(directory)
 
-        self.patch(filesystem, "_fsync_dir", record)
+        self.patch(fsfiles, "fsync_dir", record)
         writer = self.ok(self.driver.writer("/up/data"))
         self.ok(writer.write(b"abc"))
         self.ok(writer.commit())
@@ -438,6 +438,26 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
             self.assertEqual(self.ok(driver.get_content(f"/r/{i}/a/b/file")), b"x")
             self.assertEqual(self.ok(driver.stat(f"/r/{i}/a")).is_dir, True)
         self.assertEqual(resolved, [])
+
+    def test_unsynced_put_then_sync(self) -> None:
+        """put_content_unsynced replaces at once without an fsync; sync makes it durable."""
+        import paxd.storage.filesystem as filesystem
+        import paxd.storage.syncfs as syncfs_module
+
+        self.put("/u/link", b"old")
+        fsyncs: list[int] = []
+        synced: list[str] = []
+        self.patch(filesystem.os, "fsync", fsyncs.append)
+        real_syncfs = syncfs_module.syncfs
+        self.patch(filesystem, "syncfs", lambda d: (synced.append(d), real_syncfs(d)))
+        driver: Any = self.driver
+        self.ok(driver.put_content_unsynced("/u/link", b"new"))
+        self.ok(driver.put_content_unsynced("/u/new/link", b"first"))
+        self.assertEqual((self.get("/u/link"), self.get("/u/new/link")), (b"new", b"first"))
+        self.assertEqual((fsyncs, temp_files(self.root)), ([], []))
+        self.ok(driver.sync())
+        self.assertEqual(synced, [os.path.realpath(self.root)])
+        self.assertTrue(verifyObject(IUnsyncedWrites, driver))
 
     def test_verified_cache_bounded(self) -> None:
         """However many directories are used, only the most recent few are remembered."""

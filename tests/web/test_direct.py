@@ -291,10 +291,12 @@ def _fetch_one(test: DirectTests, path: str) -> Response:
 
 
 def _open_files_under(root: str) -> int:
+    """Files open below *root* (the driver's own handle on the root itself aside)."""
     count = 0
+    below = os.path.join(os.path.realpath(root), "")
     for fd in os.listdir("/proc/self/fd"):
         try:
-            if os.readlink(f"/proc/self/fd/{fd}").startswith(root):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(below):
                 count += 1
         except OSError:
             pass
