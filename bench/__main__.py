@@ -36,7 +36,8 @@ from bench.workloads import Context, Workload, all_workloads
 
 REQUIRED_TOOLS = ("docker-registry", "wrk", "curl")
 ONLY_HELP = (
-    "comma-separated workloads to run: 1, 1-http, 1-tls, 2, 3, 3-auth, 3-open, 4, 5, 6, 7"
+    "comma-separated workloads to run: 1, 1-http, 1-tls, 2, 2-http, 2-tls, 3, 3-auth, 3-open,"
+    " 4, 5, 6, 7, 8"
     " (a number selects all its variants); s3 (s3-pull, s3-pull-proxied, s3-push, s3-packs,"
     " s3-catalog: on Ceph's RADOS Gateway, which they start; run by --full or when named)"
 )

@@ -46,6 +46,10 @@ class Profile:
     s3_pack_versions: int = 100
     s3_catalog_repos: int = 10_000
     s3_catalog_rounds: int = 1
+    #: workload 8: packs x versions written by distribution, and rounds (fresh directories)
+    startup_packs: int = 5
+    startup_versions: int = 4
+    startup_rounds: int = 1
 
 
 SMOKE = Profile(
@@ -88,6 +92,9 @@ QUICK = Profile(
     catalog_walk_page=1000,
     memory_size=512 * MiB,
     memory_rounds=1,
+    startup_packs=200,
+    startup_versions=20,
+    startup_rounds=1,
 )
 
 FULL = Profile(
@@ -109,6 +116,9 @@ FULL = Profile(
     memory_size=1 * GiB,
     memory_rounds=3,
     s3_catalog_rounds=2,
+    startup_packs=1000,
+    startup_versions=20,
+    startup_rounds=3,
 )
 
 PROFILES = {p.name: p for p in (SMOKE, QUICK, FULL)}

@@ -155,6 +155,7 @@ class Server:
         self.name = name
         self.root = root
         self.variant = variant
+        self.files = files
         self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / f"{name}-{variant.name}.yml"

@@ -215,15 +215,18 @@ class SinglePull(Workload):
 class ConcurrentPull(Workload):
     """2. Pull N blobs with N concurrent clients (``curl --parallel``): aggregate MB/s."""
 
-    key = "2"
-
-    def __init__(self, ctx: Context, pulls: PullData) -> None:
+    def __init__(self, ctx: Context, pulls: PullData, variant: Variant = PLAIN) -> None:
         super().__init__(ctx)
         self.pulls = pulls
+        self.variant = variant
+        self.key = f"2-{'tls' if variant.tls else 'http'}"
         p = self.profile
         n, size = p.concurrent_count, size_label(p.concurrent_size)
-        self.title = f"pull {n} x {size} blobs with {n} concurrent clients"
-        self.metrics = (Metric("rate", f"{n}x{size} pulls, {n} clients", "MB/s", True, 1.0),)
+        how = "TLS" if variant.tls else "plain HTTP"
+        self.title = f"pull {n} x {size} blobs with {n} concurrent clients, {how}"
+        self.metrics = (
+            Metric("rate", f"{n}x{size} pulls, {n} clients ({variant.name})", "MB/s", True, 1.0),
+        )
 
     def prepare(self) -> None:
         self.pulls.many_blobs()
@@ -369,7 +372,7 @@ class PackPush(Workload):
             f"push a pack (pack.json, logo.png, values.yaml, {size_label(p.chart_size)} chart)"
             f" {p.pack_versions} times as new versions"
         )
-        self.metrics = (Metric("rate", f"pack push x{p.pack_versions}", "packs/s", True, 1.0),)
+        self.metrics = (Metric("rate", f"pack push x{p.pack_versions}", "packs/s", True, 1.2),)
         self.data = PerRound(self._make)
 
     @property
@@ -505,11 +508,11 @@ class Memory(Workload):
         size = size_label(self.profile.memory_size)
         self.title = f"daemon memory: idle, and during a {size} upload and download"
         self.metrics = (
-            Metric("idle", "idle RSS", "MiB", False, target_max=60),
+            Metric("idle", "idle RSS", "MiB", False, target_max=50),
             Metric("up_peak", f"peak RSS, {size} upload", "MiB", False),
-            Metric("up_growth", f"RSS growth, {size} upload", "MiB", False, target_max=16),
+            Metric("up_growth", f"RSS growth, {size} upload", "MiB", False, target_max=8),
             Metric("down_peak", f"peak RSS, {size} download", "MiB", False),
-            Metric("down_growth", f"RSS growth, {size} download", "MiB", False, target_max=16),
+            Metric("down_growth", f"RSS growth, {size} download", "MiB", False, target_max=8),
         )
 
         def make(round_: int) -> tuple[bytes, str]:
@@ -557,6 +560,7 @@ def all_workloads(ctx: Context) -> list[Workload]:
     The S3 workloads (:mod:`bench.s3`) come last; they run with ``--only s3`` or ``--full``.
     """
     from bench.s3 import s3_workloads  # it builds on the classes here
+    from bench.startup import StartUp  # it builds on this module's Workload
 
     pulls = PullData(ctx)
     return [
@@ -569,5 +573,7 @@ def all_workloads(ctx: Context) -> list[Workload]:
         Catalog(ctx),
         SmallRequests(ctx, pulls, AUTH),
         SinglePull(ctx, pulls, TLS),
+        ConcurrentPull(ctx, pulls, TLS),
+        StartUp(ctx),  # it starts servers of its own
         *s3_workloads(ctx),
     ]

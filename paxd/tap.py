@@ -51,6 +51,8 @@ AUTH_THREADS = 2
 PAGES_THREADS = 1
 #: S3 pool: requests to S3 wait on the network, so many at once (at most maxconnections)
 S3_THREADS = 32
+#: blob bodies sent from local files (sendfile, TLS encryption): CPU-bound mostly
+TRANSFER_THREADS = 4
 
 
 class Options(usage.Options):
@@ -306,9 +308,17 @@ def make_registry(
 
 
 def make_site(
-    config: Config, registry: Registry, metrics: Any, reactor: Any, top: MultiService
+    config: Config,
+    registry: Registry,
+    metrics: Any,
+    reactor: Any,
+    top: MultiService,
+    transfer: PoolRunner | None = None,
 ) -> RegistrySite:
-    """The site: the API (and catalogue) behind the configured guard."""
+    """The site: the API (and catalogue) behind the configured guard.
+
+    :param transfer: the transfer pool, which sends blob bodies from local files.
+    """
     protect = make_protect(config, reactor, top, metrics)
     root = RegistryRoot(
         registry,
@@ -323,6 +333,7 @@ def make_site(
         access_log=not config.log.accesslog_disabled,
         limits=connection_limits(config),
         observer=request_observer(metrics),
+        transfer=transfer,
     )
 
 
@@ -341,12 +352,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     disk_pool = make_pool("paxd-disk", DISK_THREADS)
     ThreadPoolService(disk_pool).setServiceParent(top)
     disk = PoolRunner(reactor, disk_pool)
+    transfer_pool = make_pool("paxd-transfer", TRANSFER_THREADS)
+    ThreadPoolService(transfer_pool).setServiceParent(top)
 
     metrics = make_metrics(config)
     storage = make_storage(config, disk, reactor, top)
     registry = make_registry(config, storage, metrics, reactor, top)
     add_operations(config, registry, metrics, reactor, disk, top)
-    site = make_site(config, registry, metrics, reactor, top)
+    site = make_site(config, registry, metrics, reactor, top, PoolRunner(reactor, transfer_pool))
     worker = options.get("worker")
     if worker is not None:
         from paxd.workers.run import ParentWatch

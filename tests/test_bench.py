@@ -20,7 +20,7 @@ from tests.support.rgw import require_ceph
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("docker-registry", "wrk", "curl")
 #: every workload key the smoke run must print a row for
-WORKLOADS = ("1-http", "1-tls", "2", "3-open", "3-auth", "4", "5", "6", "7")
+WORKLOADS = ("1-http", "1-tls", "2-http", "2-tls", "3-open", "3-auth", "4", "5", "6", "7", "8")
 S3_WORKLOADS = ("s3-pull", "s3-pull-proxied", "s3-push", "s3-packs", "s3-catalog")
 
 

@@ -27,10 +27,11 @@ from paxd.packs import versions
 from paxd.registry import layout
 from paxd.registry.context import StoreContext
 from paxd.registry.errors import RegistryError
+from paxd.registry.links import parse_link
 from paxd.registry.packindex import PackSummary, summarize
 from paxd.registry.reference import Digest
 from paxd.registry.repository import Repository
-from paxd.storage.interface import PathNotFound
+from paxd.storage.batch import get_contents, sync
 
 log = Logger()
 
@@ -143,6 +144,11 @@ class StartupIndexer:
             [Deferred.fromCoroutine(worker()) for _ in range(START_CONCURRENCY)],
             consumeErrors=True,
         )
+        # what was repaired (markers, parent tags) was written unsynced: durable
+        # now, before the index is reported filled (a kill before this point
+        # leaves it to the next start-up, which derives it all again)
+        if not self._context.readonly:
+            await sync(self._context.driver)
         log.info(
             "pack index loaded: {count} packs in {repositories} repositories",
             count=packs,
@@ -151,7 +157,7 @@ class StartupIndexer:
 
     async def repair(self, name: str) -> None:
         """Repair *name*'s parent tags and index its packs (in its turn already)."""
-        await self._index_one(name)
+        await self._index_one(name, durable=True)
 
     def _load(self, name: str) -> Deferred[bool | None]:
         """Repair *name*'s parent tags and index its packs; True if it holds a pack.
@@ -159,42 +165,53 @@ class StartupIndexer:
         Never fails: errors are logged (and the answer is None).
         """
         d: Deferred[bool | None] = self._context.index.serialise(
-            name, lambda: self._index_one(name)
+            name, lambda: self._index_one(name, durable=False)
         )
         d.addErrback(lambda f: log.failure("could not load the tags of {name}", f, name=name))
         return d
 
-    async def _index_one(self, name: str) -> bool:
-        """Index *name*'s packs and, where it holds any, repair its parent tags; True if it does."""
+    async def _index_one(self, name: str, durable: bool) -> bool:
+        """Index *name*'s packs and, where it holds any, repair its parent tags; True if it does.
+
+        *durable* False: the repairs are made durable by the caller's sync.
+        """
         context = self._context
         tags = self._repository(name).tags
         names = await tags.names()
-        digests = await tags.currents(names)
+        # Every link (and the pack marker), then every manifest, in one storage
+        # call each (paxd.storage.batch).
+        paths = [layout.tag_current_link(name, t) for t in names]
+        *links, marker = await get_contents(context.driver, [*paths, layout.pack_marker(name)])
+        digests = {t: parse_link(p, c) for t, p, c in zip(names, paths, links, strict=True)}
         if not context.readonly:
             dangling = await tags.remove_dangling(names, digests)
             names = [t for t in names if t not in dangling]
-        summaries: dict[str, PackSummary | None] = {}
-        by_digest: dict[Digest, PackSummary | None] = {}
-        for tag in names:
-            digest = digests.get(tag)
-            if digest is None or (context.parent_tags and versions.is_parent_tag(tag)):
-                continue
-            if digest not in by_digest:
-                by_digest[digest] = await self._summary_of(digest)
-            summaries[tag] = by_digest[digest]
+            digests = {t: d for t, d in digests.items() if t not in dangling}
+        versioned = {
+            tag: digest
+            for tag, digest in digests.items()
+            if digest is not None and not (context.parent_tags and versions.is_parent_tag(tag))
+        }
+        wanted = dict.fromkeys(versioned.values())
+        manifests = await get_contents(context.driver, [layout.blob_data(d) for d in wanted])
+        by_digest: dict[Digest, PackSummary | None] = {
+            d: None if content is None else summarize(content, str(d))
+            for d, content in zip(wanted, manifests, strict=True)
+        }
+        summaries = {tag: by_digest[digest] for tag, digest in versioned.items()}
         holds = any(s is not None for s in summaries.values())
         parents: dict[str, str | None] = {}
         if context.parent_tags:
             # parent tags only where packs are (paxd.registry.packrepo)
-            parents = await tags.settle(holds, names, digests, write=not context.readonly)
+            parents = await tags.settle(
+                holds,
+                names,
+                digests,
+                write=not context.readonly,
+                marked=marker is not None,
+                durable=durable,
+            )
         await context.index.set_pack(
             name, summaries, {p: t for p, t in parents.items() if t is not None}
         )
         return holds
-
-    async def _summary_of(self, digest: Digest) -> PackSummary | None:
-        try:
-            content = await self._context.driver.get_content(layout.blob_data(digest))
-        except PathNotFound:
-            return None
-        return summarize(content, str(digest))

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from paxd.registry import layout
 from paxd.registry.errors import RegistryError
 from paxd.registry.reference import Digest, parse_digest
+from paxd.storage.batch import put_unsynced
 from paxd.storage.interface import IReader, IStorageDriver, PathNotFound
 
 log = Logger()
@@ -39,6 +40,13 @@ async def read_link(driver: IStorageDriver, path: str) -> Digest | None:
         content = await driver.get_content(path)
     except PathNotFound:
         return None
+    return parse_link(path, content)
+
+
+def parse_link(path: str, content: bytes | None) -> Digest | None:
+    """The digest in the content of link *path*; None if absent (None) or not a digest."""
+    if content is None:
+        return None
     try:
         return parse_digest(content.decode("ascii", "replace").strip())
     except RegistryError:
@@ -46,9 +54,18 @@ async def read_link(driver: IStorageDriver, path: str) -> Digest | None:
         return None
 
 
-async def write_link(driver: IStorageDriver, path: str, digest: Digest) -> None:
-    """Point the link *path* at *digest* (as distribution writes it)."""
-    await driver.put_content(path, layout.link_content(digest))
+async def write_link(
+    driver: IStorageDriver, path: str, digest: Digest, durable: bool = True
+) -> None:
+    """Point the link *path* at *digest* (as distribution writes it).
+
+    :param durable: False for a link derived again at every start-up (a parent
+        tag written by one): durable at the next :func:`paxd.storage.batch.sync`.
+    """
+    if durable:
+        await driver.put_content(path, layout.link_content(digest))
+    else:
+        await put_unsynced(driver, path, layout.link_content(digest))
 
 
 async def read_into(

@@ -33,6 +33,7 @@ from paxd.registry.context import StoreContext
 from paxd.registry.errors import RegistryError
 from paxd.registry.links import delete_quietly, exists, read_link
 from paxd.registry.reference import Digest
+from paxd.storage.batch import put_unsynced
 from paxd.storage.interface import PathNotFound
 
 log = Logger()
@@ -67,9 +68,13 @@ class PackMarker:
         """True if the repository is marked as holding packs (one stat)."""
         return await exists(self._context.driver, layout.pack_marker(self.name))
 
-    async def set(self) -> None:
-        """Mark the repository as holding packs."""
-        await self._context.driver.put_content(layout.pack_marker(self.name), MARKER_TEXT)
+    async def set(self, durable: bool = True) -> None:
+        """Mark the repository as holding packs (*durable* False: at the next sync, see settle)."""
+        path = layout.pack_marker(self.name)
+        if durable:
+            await self._context.driver.put_content(path, MARKER_TEXT)
+        else:
+            await put_unsynced(self._context.driver, path, MARKER_TEXT)
         log.info(
             "repository {name} holds packs: the registry maintains its parent tags",
             name=self.name,

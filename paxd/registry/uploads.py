@@ -22,8 +22,9 @@ from collections import OrderedDict
 from typing import Any
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredList, DeferredLock
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from paxd.registry import layout
 from paxd.registry.blobs import BlobInfo, BlobStore, Readable
@@ -155,11 +156,23 @@ class UploadStore:
     async def _start(self, algorithm: str = "sha256") -> UploadStatus:
         context = self._context
         uuid = context.new_uuid()
-        await context.driver.put_content(
+        driver = context.driver
+
+        async def create_data() -> None:
+            writer = await driver.writer(layout.upload_data(self.name, uuid))
+            await writer.commit()
+
+        # two independent durable writes: their fsyncs overlap (one journal
+        # commit where the filesystem groups them) instead of queueing
+        started = driver.put_content(
             layout.upload_startedat(self.name, uuid), rfc3339(context.now()).encode("ascii")
         )
-        writer = await context.driver.writer(layout.upload_data(self.name, uuid))
-        await writer.commit()
+        outcomes = await DeferredList(
+            [started, Deferred.fromCoroutine(create_data())], consumeErrors=True
+        )
+        for _, outcome in outcomes:
+            if isinstance(outcome, Failure):
+                outcome.raiseException()
         self._states[(self.name, uuid)] = UploadState(
             hasher=hashlib.new(algorithm), algorithm=algorithm
         )

@@ -31,41 +31,43 @@ another inode and is resolved again.  The final component is opened with
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import secrets
 import stat as stat_module
 import threading
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Sequence
 
-from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
+from paxd.storage.batch import IBatchReads, IUnsyncedWrites
+from paxd.storage.beneath import open_beneath
+from paxd.storage.fsfiles import (
+    FilesystemReader,
+    FilesystemWriter,
+    guarded,
+    space_checked,
+    write_all,
+)
 from paxd.storage.fsraces import (
     fsync_dir_if_there,
     remove_tree,
-    storage_error,
     with_directory,
     write_replace,
 )
 from paxd.storage.interface import (
     FileInfo,
-    Hasher,
     InvalidPath,
     IReader,
     IStorageDriver,
     IWriter,
     PathNotFound,
-    StorageError,
-    StorageFull,
     check_path,
 )
+from paxd.storage.syncfs import syncfs
 from paxd.threadpool import IRunner
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 #: put_content's temporary files: hidden (a leading dot is not valid in any
 #: repository name component or tag, so no listing can mistake one for content).
@@ -74,205 +76,13 @@ DIR_MODE = 0o755
 FILE_MODE = 0o644
 #: directories remembered as verified inside the root (an entry is ~300 bytes)
 VERIFIED_DIRS = 4096
-#: what a full file system (or a quota) answers
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def _space_checked(f: Callable[_P, _T]) -> Callable[_P, _T]:
-    """In the pool: a full file system raises :class:`StorageFull` rather than OSError."""
-
-    @functools.wraps(f)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return f(*args, **kwargs)
-        except OSError as e:
-            if e.errno in _NO_SPACE:
-                raise StorageFull("the filesystem storage", e.strerror or str(e)) from e
-            raise
-
-    return wrapper
-
-
-def _write_all(fd: int, data: bytes) -> int:
-    """Write every byte of *data* to *fd* (os.write may write less than asked)."""
-    view = memoryview(data)
-    total = len(view)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    return total
-
-
-@_space_checked
-def _write_hashed(fd: int, data: bytes, hasher: Hasher | None) -> int:
-    """In the pool: write all of *data*, then feed it to *hasher* (if any).
-
-    One pool job for both: hashlib releases the GIL on large buffers, so an
-    upload's sha256 runs beside the reactor instead of on it.
-    """
-    written = _write_all(fd, data)
-    if hasher is not None:
-        hasher.update(data)
-    return written
-
-
-def _truncate_close(fd: int, size: int) -> None:
-    """In the pool: cut the file back to *size* bytes (its space freed), then close it."""
-    try:
-        os.ftruncate(fd, size)
-    finally:
-        os.close(fd)
 
 
 def _visible(name: str) -> bool:
     return not name.startswith(TEMP_PREFIX)
 
 
-def _guarded(op: str, path: str, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """In the pool: ``f(*args)``, an ``OSError`` it raises turned into a StorageError."""
-    try:
-        return f(*args, **kwargs)
-    except StorageError:
-        raise
-    except OSError as e:
-        raise storage_error(e, op, path) from e
-
-
-class _OpenFile:
-    """A file descriptor used from the pool, one operation at a time, closed once.
-
-    Operations are serialised by a lock so that reads advance the offset in
-    order and writes reach the file in the order they were made, even when a
-    caller fires several without waiting; closing waits for them all.
-    """
-
-    def __init__(self, runner: IRunner, fd: int, size: int, path: str) -> None:
-        self._runner = runner
-        self._path = path
-        self._fd = fd
-        self._closed = False
-        self._lock = DeferredLock()
-        self.size = size
-
-    def _close(self) -> Deferred[None]:
-        """Close the descriptor in the pool, after queued operations; idempotent."""
-        if self._closed:
-            return succeed(None)
-        self._closed = True
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(os.close, self._fd)
-
-        return self._lock.run(locked)
-
-
-@implementer(IReader)
-class FilesystemReader(_OpenFile):
-    """Reads one open file with ``pread``, in the pool, one read at a time."""
-
-    def __init__(self, runner: IRunner, fd: int, size: int, offset: int, path: str) -> None:
-        super().__init__(runner, fd, size, path)
-        self._offset = offset
-
-    def fileno(self) -> int:
-        """The OS file descriptor (for a later sendfile path). Not part of IReader."""
-        if self._closed:
-            raise ValueError("reader is closed")
-        return self._fd
-
-    def read(self, length: int) -> Deferred[bytes]:
-        """Read up to *length* bytes at the current offset; ``b""`` at end of file."""
-        if self._closed:
-            return fail(ValueError("reader is closed"))
-
-        def locked() -> Deferred[bytes]:
-            return self._runner.run(
-                _guarded, "reading", self._path, os.pread, self._fd, length, self._offset
-            ).addCallback(self._advance)
-
-        return self._lock.run(locked)
-
-    def _advance(self, chunk: bytes) -> bytes:
-        self._offset += len(chunk)
-        return chunk
-
-    def close(self) -> Deferred[None]:
-        """Close the file descriptor (in the pool). Idempotent."""
-        return self._close()
-
-
-@implementer(IWriter)
-class FilesystemWriter(_OpenFile):
-    """Writes straight into the file at its path; :meth:`commit` makes it durable.
-
-    *directory* is the file's directory if the writer created the file (its
-    entry is fsynced on commit), else None.  A commit fails with
-    :class:`PathNotFound` if the file was deleted while it was being written
-    (an upload cancelled meanwhile): what was written is lost.
-    """
-
-    def __init__(
-        self, runner: IRunner, fd: int, size: int, directory: str | None, path: str
-    ) -> None:
-        super().__init__(runner, fd, size, path)
-        self._directory = directory
-        #: the size before this writer: what cancel cuts back to
-        self._start = size
-
-    def write(self, data: bytes, hasher: Hasher | None = None) -> Deferred[None]:
-        """Append *data* to the file, and hash it with *hasher*, in one pool job."""
-        if self._closed:
-            return fail(ValueError("writer is closed"))
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(
-                _guarded, "writing", self._path, _write_hashed, self._fd, data, hasher
-            ).addCallback(self._grow)
-
-        return self._lock.run(locked)
-
-    def _grow(self, written: int) -> None:
-        self.size += written
-
-    @_space_checked
-    def _commit(self) -> None:
-        try:
-            os.fsync(self._fd)
-            deleted = os.fstat(self._fd).st_nlink == 0
-        finally:
-            os.close(self._fd)
-        # A new file: make its directory entry durable too.
-        if deleted or (self._directory is not None and not fsync_dir_if_there(self._directory)):
-            raise PathNotFound(self._path)
-
-    def commit(self) -> Deferred[None]:
-        """fsync and close the file, then fsync its directory."""
-        if self._closed:
-            return fail(ValueError("writer is closed"))
-        self._closed = True
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(_guarded, "committing", self._path, self._commit)
-
-        return self._lock.run(locked)
-
-    def cancel(self) -> Deferred[None]:
-        """Cut the file back to its size before this writer and close it.
-
-        Idempotent, and harmless after commit.  A failed append (a full disk,
-        a client gone mid-body) thus leaves the upload as it was, its space freed.
-        """
-        if self._closed:
-            return succeed(None)
-        self._closed = True
-
-        def locked() -> Deferred[None]:
-            return self._runner.run(_truncate_close, self._fd, self._start)
-
-        return self._lock.run(locked)
-
-
-@implementer(IStorageDriver)
+@implementer(IStorageDriver, IBatchReads, IUnsyncedWrites)
 class FilesystemStorage:
     """Files under *root*, laid out as distribution lays them out.
 
@@ -288,6 +98,7 @@ class FilesystemStorage:
         self._root = os.path.abspath(root)
         self._runner = runner
         self._real_root: str | None = None
+        self._root_fd = -1
         #: directory OS path -> (st_dev, st_ino) of its verified real location
         self._verified: OrderedDict[str, tuple[int, int]] = OrderedDict()
         # pool threads share the cache
@@ -298,7 +109,12 @@ class FilesystemStorage:
         """The root's resolved location, creating the root the first time."""
         if self._real_root is None:
             os.makedirs(self._root, mode=DIR_MODE, exist_ok=True)
-            self._real_root = os.path.realpath(self._root)
+            real = os.path.realpath(self._root)
+            # for reads resolved by the kernel (paxd.storage.beneath)
+            fd = os.open(real, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            weakref.finalize(self, os.close, fd)
+            self._root_fd = fd
+            self._real_root = real
         return self._real_root
 
     def _check_real(self, full: str, path: str) -> str:
@@ -314,20 +130,41 @@ class FilesystemStorage:
 
         Raises FileNotFoundError or NotADirectoryError if it does not exist.
         """
-        st = os.stat(directory)
+        st = os.lstat(directory)
+        linked = stat_module.S_ISLNK(st.st_mode)
+        if linked:
+            st = os.stat(directory)  # remembered by the inode it leads to
         identity = (st.st_dev, st.st_ino)
         with self._verified_lock:
             if self._verified.get(directory) == identity:
                 self._verified.move_to_end(directory)
                 return
+        parent = os.path.dirname(directory)
+        if (
+            not linked
+            and stat_module.S_ISDIR(st.st_mode)
+            and directory != self._root
+            # never above the root (_full joins onto it, so this is a guard only)
+            and (parent == self._root or parent.startswith(os.path.join(self._root, "")))
+        ):
+            # A real directory (no symlink) in a verified parent is inside too: one
+            # lstat per level instead of resolving the whole path again (realpath:
+            # a Python loop and an lstat per component), which was most of a
+            # start-up over 20,000 tags, far more directories than are remembered.
+            self._check_dir(parent, path)  # raises if the parent leaves the root
+            self._remember(directory, identity)
+            return
         real = self._check_real(directory, path)
         # The inode found at the real location (no symlink left in it) is
         # what later stats must find again.
         st = os.stat(real)
         if not stat_module.S_ISDIR(st.st_mode):
             raise NotADirectoryError(errno.ENOTDIR, "not a directory", directory)
+        self._remember(directory, (st.st_dev, st.st_ino))
+
+    def _remember(self, directory: str, identity: tuple[int, int]) -> None:
         with self._verified_lock:
-            self._verified[directory] = (st.st_dev, st.st_ino)
+            self._verified[directory] = identity
             self._verified.move_to_end(directory)
             while len(self._verified) > VERIFIED_DIRS:
                 self._verified.popitem(last=False)
@@ -351,8 +188,28 @@ class FilesystemStorage:
             self._check_dir(os.path.dirname(full), path)
         except (FileNotFoundError, NotADirectoryError):
             # A missing parent: what exists of the path must still be inside.
-            self._check_real(full, path)
+            self._check_missing(full, path)
         return full
+
+    def _check_missing(self, full: str, path: str) -> None:
+        """*full*'s parent is missing: its nearest existing ancestor must be a directory inside.
+
+        What makedirs creates below that is real directories; a symlink (a
+        dangling one) or a file on the way is resolved in full instead.
+        """
+        ancestor = os.path.dirname(full)
+        inside = os.path.join(self._root, "")
+        while ancestor.startswith(inside):
+            ancestor = os.path.dirname(ancestor)
+            try:
+                st = os.lstat(ancestor)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            if stat_module.S_ISDIR(st.st_mode):
+                self._check_dir(ancestor, path)
+                return
+            break
+        self._check_real(full, path)
 
     def _resolve(self, path: str) -> str:
         """The OS path of logical *path*, refusing anything that resolves outside the root.
@@ -372,6 +229,12 @@ class FilesystemStorage:
 
     def _open(self, path: str, flags: int, mode: int = FILE_MODE) -> int:
         """``os.open`` of *path*, confined to the root (see the module docstring)."""
+        if flags == os.O_RDONLY and path != "/":
+            check_path(path)
+            self._ensure_root()
+            fd = open_beneath(self._root_fd, path[1:])
+            if fd is not None:
+                return fd
         full = self._resolve_parent(path)
         try:
             return os.open(full, flags | os.O_NOFOLLOW, mode)
@@ -403,19 +266,20 @@ class FilesystemStorage:
         finally:
             os.close(fd)
 
-    @_space_checked
-    def _put_content(self, path: str, content: bytes) -> None:
+    @space_checked
+    def _put_content(self, path: str, content: bytes, durable: bool = True) -> None:
         full = self._resolve(path)
         directory = os.path.dirname(full)
 
         def attempt() -> None:
             temp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
-            write_replace(directory, full, temp, lambda fd: _write_all(fd, content))
+            write_replace(directory, full, temp, lambda fd: write_all(fd, content), durable)
 
         # a concurrent delete may remove the directory: made again, the put lands after it
         with_directory(directory, path, attempt)
-        # removed right after the rename: the put happened, then the delete
-        fsync_dir_if_there(directory)
+        if durable:
+            # removed right after the rename: the put happened, then the delete
+            fsync_dir_if_there(directory)
 
     def _reader(self, path: str, offset: int) -> FilesystemReader:
         if offset < 0:
@@ -433,7 +297,7 @@ class FilesystemStorage:
             raise
         return FilesystemReader(self._runner, fd, st.st_size, offset, path)
 
-    @_space_checked
+    @space_checked
     def _writer(self, path: str, append: bool) -> FilesystemWriter:
         flags = os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC)
         try:
@@ -499,7 +363,7 @@ class FilesystemStorage:
                 pending.append((os.path.join(directory, name), child))
         return sorted(found)
 
-    @_space_checked
+    @space_checked
     def _move(self, source: str, destination: str) -> None:
         source_full = self._resolve(source)
         destination_full = self._resolve(destination)
@@ -537,7 +401,7 @@ class FilesystemStorage:
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
 
-    @_space_checked
+    @space_checked
     def _append_line(self, path: str, line: bytes) -> None:
         if b"\n" in line:
             raise ValueError("a line may not contain a newline")
@@ -561,44 +425,65 @@ class FilesystemStorage:
     # -- IStorageDriver ----------------------------------------------------
     def get_content(self, path: str) -> Deferred[bytes]:
         """The whole content of *path*."""
-        return self._runner.run(_guarded, "reading", path, self._get_content, path)
+        return self._runner.run(guarded, "reading", path, self._get_content, path)
+
+    def get_contents(self, paths: Sequence[str]) -> Deferred[list[bytes | None]]:
+        """Each of *paths*' content (None where missing), in one pool job (IBatchReads)."""
+        return self._runner.run(guarded, "reading", "(a batch)", self._get_contents, list(paths))
+
+    def _get_contents(self, paths: list[str]) -> list[bytes | None]:
+        found: list[bytes | None] = []
+        for path in paths:
+            try:
+                found.append(self._get_content(path))
+            except PathNotFound:
+                found.append(None)
+        return found
+
+    def put_content_unsynced(self, path: str, content: bytes) -> Deferred[None]:
+        """Replace *path* at once (rename), durable only at the next :meth:`sync`."""
+        return self._runner.run(guarded, "writing", path, self._put_content, path, content, False)
+
+    def sync(self) -> Deferred[None]:
+        """Make every write so far durable: one syncfs of the root's filesystem."""
+        return self._runner.run(lambda: syncfs(self._ensure_root()))
 
     def put_content(self, path: str, content: bytes) -> Deferred[None]:
         """Atomically replace *path* with *content* (temp file, fsync, rename, fsync dir)."""
-        return self._runner.run(_guarded, "writing", path, self._put_content, path, content)
+        return self._runner.run(guarded, "writing", path, self._put_content, path, content)
 
     def reader(self, path: str, offset: int = 0) -> Deferred[IReader]:
         """A :class:`FilesystemReader` positioned at *offset*."""
-        return self._runner.run(_guarded, "opening", path, self._reader, path, offset)
+        return self._runner.run(guarded, "opening", path, self._reader, path, offset)
 
     def writer(self, path: str, append: bool = False) -> Deferred[IWriter]:
         """A :class:`FilesystemWriter`; the file is truncated unless *append*."""
-        return self._runner.run(_guarded, "opening", path, self._writer, path, append)
+        return self._runner.run(guarded, "opening", path, self._writer, path, append)
 
     def stat(self, path: str) -> Deferred[FileInfo]:
         """Size (0 for directories), mtime and kind of *path*."""
-        return self._runner.run(_guarded, "looking at", path, self._stat, path)
+        return self._runner.run(guarded, "looking at", path, self._stat, path)
 
     def children(self, path: str) -> Deferred[list[str]]:
         """The sorted names in directory *path* (temp files left out)."""
-        return self._runner.run(_guarded, "listing", path, self._children, path)
+        return self._runner.run(guarded, "listing", path, self._children, path)
 
     def walk_dirs(
         self, path: str, markers: tuple[str, ...], skip_prefix: str
     ) -> Deferred[list[str]]:
         """See :meth:`IStorageDriver.walk_dirs`; one scandir walk in one pool call."""
         return self._runner.run(
-            _guarded, "listing", path, self._walk_dirs, path, markers, skip_prefix
+            guarded, "listing", path, self._walk_dirs, path, markers, skip_prefix
         )
 
     def move(self, source: str, destination: str) -> Deferred[None]:
         """Rename *source* onto *destination*, creating its parents."""
-        return self._runner.run(_guarded, "moving", source, self._move, source, destination)
+        return self._runner.run(guarded, "moving", source, self._move, source, destination)
 
     def delete(self, path: str) -> Deferred[None]:
         """Remove the file or the directory tree at *path*."""
-        return self._runner.run(_guarded, "deleting", path, self._delete, path)
+        return self._runner.run(guarded, "deleting", path, self._delete, path)
 
     def append_line(self, path: str, line: bytes) -> Deferred[None]:
         """Append *line* and a newline in one O_APPEND write, then fsync."""
-        return self._runner.run(_guarded, "appending to", path, self._append_line, path, line)
+        return self._runner.run(guarded, "appending to", path, self._append_line, path, line)

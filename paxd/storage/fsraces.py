@@ -88,8 +88,11 @@ def with_directory(directory: str, path: str, attempt: Callable[[], _T]) -> _T:
     raise ConcurrentDelete(f"{path}: its directory kept being removed by concurrent deletes")
 
 
-def write_replace(directory: str, full: str, temp: str, write: Callable[[int], Any]) -> None:
-    """Create *temp* in *directory*, ``write(fd)`` to it, then rename it onto *full*.
+def write_replace(
+    directory: str, full: str, temp: str, write: Callable[[int], Any], durable: bool = True
+) -> None:
+    """Create *temp* in *directory*, ``write(fd)`` to it (fsynced if *durable*), then
+    rename it onto *full*.
 
     Raises ``FileNotFoundError`` (for :func:`with_directory` to try again) when
     the directory went meanwhile; the temporary file never stays behind.
@@ -98,7 +101,8 @@ def write_replace(directory: str, full: str, temp: str, write: Callable[[int], A
     try:
         try:
             write(fd)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temp, full)

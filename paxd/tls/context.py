@@ -1,6 +1,6 @@
 """TLS for the registry's listeners: the policy from ``http.tls`` and a swappable server context.
 
-:class:`ServerTLS` is what a listener's :class:`TLSMemoryBIOFactory` asks for
+:class:`ServerTLS` is what a listener's TLS factory (:mod:`paxd.tls.offload`) asks for
 each new connection. It holds one OpenSSL context built from the current
 :class:`~paxd.tls.certificates.CertificateBundle`; :meth:`ServerTLS.swap`
 builds a new context from a new bundle and makes it current, so renewed or
@@ -35,11 +35,11 @@ from OpenSSL._util import lib as _openssl
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLServerConnectionCreator, IProtocolFactory
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from paxd.config import TLSConfig
 from paxd.tls.certificates import CertificateBundle, TLSSetupError, read_file
+from paxd.tls.offload import OffloadTLSFactory
 
 __all__ = [
     "ACME_TLS_ALPN",
@@ -60,6 +60,8 @@ log = Logger(namespace="paxd.tls")
 ACME_TLS_ALPN = b"acme-tls/1"
 #: the one application protocol paxd speaks over TLS
 HTTP_ALPN = b"http/1.1"
+#: TLS 1.3 suites in the server's order of preference (Go's, with AES instructions)
+TLS13_SUITES = b"TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 
 _VERSIONS = {
     "tls1.0": ssl.TLSVersion.TLSv1_0,
@@ -267,6 +269,10 @@ class ServerTLS:
             ) from None
         if policy.groups is not None:
             _set_groups(context, policy.groups)
+        # TLS 1.3: AES-128-GCM first, as Go's crypto/tls (so distribution) chooses on
+        # machines with AES instructions; OpenSSL's default puts AES-256 first, which
+        # costs both ends about 40% more per byte for no security a registry needs.
+        context.set_tls13_ciphersuites(TLS13_SUITES)
         context.set_alpn_select_callback(self._select_alpn)
         return context
 
@@ -306,4 +312,4 @@ def wrap_tls(
     """*factory* as it is, or wrapped in TLS when there is a *creator*."""
     if creator is None:
         return factory
-    return TLSMemoryBIOFactory(creator, False, factory, clock=clock)
+    return OffloadTLSFactory(creator, False, factory, clock=clock)

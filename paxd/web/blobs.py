@@ -20,6 +20,8 @@ from twisted.web.server import Request
 from paxd.access import Access
 from paxd.registry.blobs import BlobInfo
 from paxd.registry.registry import Registry
+from paxd.threadpool import IRunner
+from paxd.web.direct import DirectProducer
 from paxd.web.endpoint import Endpoint, Response, header, is_gone, query
 from paxd.web.errors import HTTPError
 from paxd.web.producers import CHUNK_SIZE, ReaderProducer
@@ -185,7 +187,14 @@ class BlobEndpoint(Endpoint):
         except BaseException:
             reader.close()
             raise
-        producer = ReaderProducer(reader, cast(Request, request), length, self.chunk_size)
+        req = cast(Request, request)
+        transfer: IRunner | None = getattr(getattr(req.channel, "site", None), "transfer", None)
+        sink = DirectProducer.applies(reader, req, length) if transfer is not None else None
+        producer: DirectProducer | ReaderProducer
+        if sink is not None and transfer is not None:  # a local file, a socket paxd can use
+            producer = DirectProducer(reader, req, length, sink, transfer)
+        else:
+            producer = ReaderProducer(reader, req, length, self.chunk_size)
         # Failures are logged by the producer; the response is already under way.
         producer.start().addErrback(lambda f: None)
         return None

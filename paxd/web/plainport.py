@@ -21,6 +21,8 @@ class _RefuseTLSProtocol(ProtocolWrapper):
     """Looks at the first byte of a connection, then gets out of the way."""
 
     _checked = False
+    #: paxd.web.direct may write to the socket below (nothing is added to the stream)
+    direct_passthrough = True
 
     def dataReceived(self, data: bytes) -> None:
         if not self._checked and data:

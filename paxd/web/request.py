@@ -37,6 +37,7 @@ from twisted.web.server import Request, Site
 
 from paxd.storage.interface import IReader
 from paxd.storage.readers import BytesReader
+from paxd.threadpool import IRunner
 from paxd.web.accesslog import log_request
 from paxd.web.body import BodyIncomplete, RequestBody
 from paxd.web.channel import RegistryChannel
@@ -250,6 +251,8 @@ class RegistrySite(Site):
         ``timeout`` unless one is given.
     :param observer: told when each request is processed and when it ends
         (:class:`paxd.metrics.http.RequestMetrics`), if given.
+    :param transfer: the transfer pool's runner: blob bodies from local files are
+        sent from it (:mod:`paxd.web.direct`); None: always through the reactor.
     :param kwargs: passed on to :class:`~twisted.web.server.Site` (``reactor``, ``timeout``...).
     """
 
@@ -263,6 +266,7 @@ class RegistrySite(Site):
         access_log: bool = True,
         limits: ConnectionLimits | None = None,
         observer: Any = None,
+        transfer: IRunner | None = None,
         **kwargs: Any,
     ) -> None:
         self.limits = limits or ConnectionLimits()
@@ -274,6 +278,7 @@ class RegistrySite(Site):
         self.trusted_proxies = TrustedProxies(self.limits.trusted_proxies)
         self.slots = ClientSlots(self.limits.max_per_client)
         self.observer = observer
+        self.transfer = transfer
 
     def buildProtocol(self, addr: IAddress | None) -> Any:
         """A channel, or a 429 for an address over ``http.connections.maxperclient``."""

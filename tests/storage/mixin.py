@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
+from paxd.storage.batch import get_contents
 from paxd.storage.interface import (
     InvalidPath,
     IReader,
@@ -133,6 +134,28 @@ class StorageDriverTestsMixin(_Base):
         """A directory has no content: it is not found as a file."""
         self.put("/a/b", b"1")
         self.assertNotFound(self.driver.get_content("/a"), "/a")
+
+    # -- paxd.storage.batch.get_contents: one batch (IBatchReads) or one read each --
+    def get_many(self, paths: list[str]) -> Deferred[list[bytes | None]]:
+        return Deferred.fromCoroutine(get_contents(self.driver, paths))
+
+    def test_get_contents_in_order(self) -> None:
+        """Each path's content in the order asked, None for what is missing or no file."""
+        self.put("/b/one", b"1")
+        self.put("/b/two", b"")
+        self.put("/b/sub/three", LARGE)
+        paths = ["/b/sub/three", "/b/missing", "/b/one", "/b/sub", "/b/one/below", "/b/two"]
+        self.assertEqual(self.ok(self.get_many(paths)), [LARGE, None, b"1", None, None, b""])
+        self.assertEqual(self.ok(self.get_many(["/b/one", "/b/one"])), [b"1", b"1"])
+
+    def test_get_contents_of_nothing(self) -> None:
+        self.assertEqual(self.ok(self.get_many([])), [])
+
+    def test_get_contents_refuses_bad_paths(self) -> None:
+        """A refused path fails the whole batch with the driver's own error."""
+        self.put("/b/one", b"1")
+        for bad in BAD_PATHS:
+            self.failureResultOf(self.get_many(["/b/one", bad]), InvalidPath)
 
     def test_put_does_not_touch_siblings(self) -> None:
         self.put("/d/one", b"1")

@@ -14,9 +14,11 @@ from typing import Any, ParamSpec, TypeVar
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
 
 from paxd.registry import layout
 from paxd.registry.reference import Digest
+from paxd.storage.batch import IBatchReads, IUnsyncedWrites, get_contents
 from paxd.storage.filesystem import TEMP_PREFIX, FilesystemReader, FilesystemStorage
 from paxd.storage.interface import (
     InvalidPath,
@@ -394,6 +396,93 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
         with open(os.path.join(outside, "secret"), "rb") as f:
             self.assertEqual(f.read(), b"outside")
 
+    def test_batch_reads_confined(self) -> None:
+        """One escaping path in a batch fails the batch; nothing outside is read."""
+        self.assertTrue(verifyObject(IBatchReads, self.driver))
+        self.make_escape()
+        self.put("/real/file", b"data")
+        for escape in ("/inside/secret", "/secret-link"):
+            batch = get_contents(self.driver, ["/real/file", escape])
+            self.failureResultOf(Deferred.fromCoroutine(batch), InvalidPath)
+
+    def test_real_directory_below_an_escaping_symlink(self) -> None:
+        """A real directory reached through a symlink that leaves the root is refused.
+
+        Its own lstat shows a directory, not a link: only the check of its
+        parent (the symlink) may refuse it, never the directory's shortcut.
+        """
+        outside = self.make_escape()
+        os.makedirs(os.path.join(outside, "sub/deeper"))
+        for name in ("sub/file", "sub/deeper/file"):
+            with open(os.path.join(outside, name), "wb") as f:
+                f.write(b"outside")
+        d = self.driver
+        for attempt in (
+            d.get_content("/inside/sub/file"),
+            d.get_content("/inside/sub/deeper/file"),
+            Deferred.fromCoroutine(get_contents(d, ["/inside/sub/deeper/file"])),
+            d.put_content("/inside/sub/new", b"x"),
+            d.stat("/inside/sub/file"),
+            d.children("/inside/sub/deeper"),
+        ):
+            self.failureResultOf(attempt, InvalidPath)
+        self.assertEqual(sorted(os.listdir(os.path.join(outside, "sub"))), ["deeper", "file"])
+
+    def test_verified_parent_swapped_below_real_directories(self) -> None:
+        """Directories remembered below a parent later swapped for an escape are refused."""
+        self.put("/g/p/sub/file", b"mine")
+        self.assertEqual(self.get("/g/p/sub/file"), b"mine")  # /g, /g/p, /g/p/sub remembered
+        outside = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(outside, "p/sub/new"))
+        for name in ("p/sub/file", "p/sub/new/file"):
+            with open(os.path.join(outside, name), "wb") as f:
+                f.write(b"outside")
+        os.rename(self.os_path("/g"), self.os_path("/old-g"))
+        os.symlink(outside, self.os_path("/g"))
+        for path in ("/g/p/sub/file", "/g/p/sub/new/file"):
+            self.failureResultOf(self.driver.get_content(path), InvalidPath)
+
+    def test_real_directories_not_resolved_again(self) -> None:
+        """Below the root, a new real directory costs no realpath: its parent vouches for it."""
+        import paxd.storage.filesystem as filesystem
+
+        for i in range(5):
+            self.put(f"/r/{i}/a/b/file", b"x")
+        driver = FilesystemStorage(self.root, SynchronousRunner())  # nothing remembered
+        self.assertEqual(self.ok(driver.stat("/r/0/a/b/file")).size, 1)  # the root's check
+        resolved: list[str] = []
+        realpath = os.path.realpath
+
+        def counting(path: Any, **kwargs: Any) -> Any:
+            resolved.append(path)
+            return realpath(path, **kwargs)
+
+        self.patch(filesystem.os.path, "realpath", counting)
+        for i in range(1, 5):
+            self.assertEqual(self.ok(driver.get_content(f"/r/{i}/a/b/file")), b"x")
+            self.assertEqual(self.ok(driver.stat(f"/r/{i}/a")).is_dir, True)
+        self.assertEqual(resolved, [])
+
+    def test_unsynced_put_then_sync(self) -> None:
+        """put_content_unsynced replaces at once without an fsync; sync makes it durable."""
+        import paxd.storage.filesystem as filesystem
+        import paxd.storage.syncfs as syncfs_module
+
+        self.put("/u/link", b"old")
+        fsyncs: list[int] = []
+        synced: list[str] = []
+        self.patch(filesystem.os, "fsync", fsyncs.append)
+        real_syncfs = syncfs_module.syncfs
+        self.patch(filesystem, "syncfs", lambda d: (synced.append(d), real_syncfs(d)))
+        driver: Any = self.driver
+        self.ok(driver.put_content_unsynced("/u/link", b"new"))
+        self.ok(driver.put_content_unsynced("/u/new/link", b"first"))
+        self.assertEqual((self.get("/u/link"), self.get("/u/new/link")), (b"new", b"first"))
+        self.assertEqual((fsyncs, temp_files(self.root)), ([], []))
+        self.ok(driver.sync())
+        self.assertEqual(synced, [os.path.realpath(self.root)])
+        self.assertTrue(verifyObject(IUnsyncedWrites, driver))
+
     def test_verified_cache_bounded(self) -> None:
         """However many directories are used, only the most recent few are remembered."""
         import paxd.storage.filesystem as filesystem
@@ -401,11 +490,11 @@ class FilesystemStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
         self.patch(filesystem, "VERIFIED_DIRS", 3)
         for i in range(10):
             self.put(f"/many/{i}/file", b"x")
-            self.assertEqual(self.get(f"/many/{i}/file"), b"x")
+            self.assertEqual(self.ok(self.driver.stat(f"/many/{i}/file")).size, 1)
         driver: Any = self.driver
         self.assertEqual(len(driver._verified), 3)
         # and an evicted one is simply checked again
-        self.assertEqual(self.get("/many/0/file"), b"x")
+        self.assertEqual(self.ok(self.driver.stat("/many/0/file")).size, 1)
 
     def test_root_may_be_a_symlink(self) -> None:
         target = os.path.abspath(self.mktemp())

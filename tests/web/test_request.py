@@ -22,7 +22,7 @@ from twisted.trial.unittest import TestCase
 
 from paxd.registry import layout
 from paxd.registry.registry import Registry
-from paxd.storage import filesystem
+from paxd.storage import fsfiles
 from paxd.storage.filesystem import FilesystemStorage
 from paxd.threadpool import PoolRunner, make_pool
 from paxd.web.request import RegistrySite
@@ -44,7 +44,7 @@ class RecordingRunner(PoolRunner):
     def run(self, f: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
         def recorded(*a: Any, **kw: Any) -> Any:
             # the driver runs its writes as _guarded(op, path, _write_hashed, ...)
-            if filesystem._write_hashed in (f, *a[2:3]):
+            if fsfiles._write_hashed in (f, *a[2:3]):
                 self.write_threads.append(threading.current_thread())
             return f(*a, **kw)
 
