@@ -65,6 +65,9 @@ class _Reader:
         self._inner = inner
         self._timer = timer
         self.size = inner.size
+        # a local file stays one (paxd.storage.localfile): downloads keep their
+        # sendfile path, whose bytes are counted by the HTTP metrics, not here
+        directlyProvides(self, *providedBy(inner))
 
     def read(self, length: int) -> Deferred[bytes]:
         return self._timer.timed("read", self._inner.read(length))

@@ -21,8 +21,12 @@ from paxd.registry.blobcache import BlobCache
 from paxd.registry.gc import GCReport
 from paxd.registry.purge import PurgeReport
 from paxd.registry.reference import Digest
+from paxd.storage.batch import IBatchReads, IUnsyncedWrites
+from paxd.storage.filesystem import FilesystemStorage
 from paxd.storage.interface import IRedirectingDriver, IStorageDriver, PathNotFound
+from paxd.storage.localfile import ILocalFile
 from paxd.storage.memory import MemoryStorage
+from paxd.threadpool import SynchronousRunner
 from paxd.web.request import RegistrySite
 from tests.auth.test_guard import GuardMixin, basic
 from tests.storage.mixin import StorageDriverTestsMixin
@@ -185,6 +189,23 @@ class InstrumentedStorageTests(StorageDriverTestsMixin, SynchronousTestCase):
 
     def make_driver(self) -> IStorageDriver:
         return InstrumentedStorage(MemoryStorage(), Metrics())
+
+
+class InstrumentedFilesystemTests(SynchronousTestCase):
+    """Timing a filesystem keeps what it offers beside IStorageDriver (fast paths)."""
+
+    def test_local_files_batches_and_unsynced_writes_stay(self) -> None:
+        inner = FilesystemStorage(self.mktemp(), SynchronousRunner())
+        driver = InstrumentedStorage(inner, Metrics())
+        self.assertTrue(IBatchReads.providedBy(driver))
+        self.assertTrue(IUnsyncedWrites.providedBy(driver))
+        self.successResultOf(driver.put_content("/a/blob", b"x" * 100))
+        reader = self.successResultOf(driver.reader("/a/blob", 10))
+        self.assertTrue(ILocalFile.providedBy(reader))  # downloads keep sendfile
+        self.assertEqual(ILocalFile(reader).offset, 10)
+        self.assertEqual(self.successResultOf(reader.read(5)), b"xxxxx")
+        self.assertEqual(ILocalFile(reader).offset, 15)
+        self.successResultOf(reader.close())
 
 
 class InstrumentedStorageMetricsTests(SynchronousTestCase):
