@@ -31,6 +31,7 @@ from paxd.registry.links import parse_link
 from paxd.registry.packindex import PackSummary, summarize
 from paxd.registry.reference import Digest
 from paxd.registry.repository import Repository
+from paxd.registry.tagrepair import remove_dangling
 from paxd.storage.batch import get_contents, sync
 
 log = Logger()
@@ -184,7 +185,7 @@ class StartupIndexer:
         *links, marker = await get_contents(context.driver, [*paths, layout.pack_marker(name)])
         digests = {t: parse_link(p, c) for t, p, c in zip(names, paths, links, strict=True)}
         if not context.readonly:
-            dangling = await tags.remove_dangling(names, digests)
+            dangling = await remove_dangling(context.driver, name, names, digests)
             names = [t for t in names if t not in dangling]
             digests = {t: d for t, d in digests.items() if t not in dangling}
         versioned = {

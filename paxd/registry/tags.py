@@ -15,8 +15,9 @@ clients like any other.
 
 A listing shows only tags whose current link resolves: a tag half-written
 (its index link, not yet its current link: a push in progress, or killed)
-is left out, and start-up repair (:meth:`TagStore.remove_dangling`) removes
-the ones a kill left behind, and tags pointing at a deleted manifest.
+is left out, and start-up repair removes
+the ones a kill left behind, and tags pointing at a deleted manifest
+(:mod:`paxd.registry.tagrepair`).
 
 Parent tags are computed afresh from storage each time (the tag listing, then
 a few links), so whatever an earlier update left (a kill, another replica,
@@ -299,49 +300,6 @@ class TagStore:
         await self._changed(removed, packs, digest)
         return removed
 
-    async def remove_dangling(
-        self, names: list[str], digests: Mapping[str, Digest | None]
-    ) -> set[str]:
-        """Start-up repair, in the repository's turn: remove the tags that resolve to nothing.
-
-        A tag whose current link is missing (a kill between its index link
-        and its current link) and a tag pointing at a manifest this
-        repository no longer holds (a kill, or Docker distribution, deleting
-        the manifest first) would be listed and answer 404.  A current link
-        that is there but corrupt is left alone (listings skip it).
-
-        :return: the tags removed.
-        """
-        driver = self._context.driver
-        missing = [t for t in names if digests.get(t) is None]
-        pointed = sorted({d for t in names if (d := digests.get(t)) is not None}, key=str)
-        checks = await gatherResults(
-            [
-                Deferred.fromCoroutine(exists(driver, layout.tag_current_link(self.name, t)))
-                for t in missing
-            ]
-            + [
-                Deferred.fromCoroutine(exists(driver, layout.revision_link(self.name, d)))
-                for d in pointed
-            ],
-            consumeErrors=True,
-        )
-        half_written = {
-            t for t, there in zip(missing, checks[: len(missing)], strict=True) if not there
-        }
-        gone = {d for d, there in zip(pointed, checks[len(missing) :], strict=True) if not there}
-        dangling = half_written | {t for t in names if digests.get(t) in gone}
-        for tag in sorted(dangling):
-            await delete_quietly(driver, layout.tag_dir(self.name, tag))
-        if dangling:
-            log.warn(
-                "removed tags of {name} that resolved to nothing (a push or delete"
-                " interrupted): {tags}",
-                name=self.name,
-                tags=", ".join(sorted(dangling)),
-            )
-        return dangling
-
     async def _holds_packs(self) -> bool:
         """Whether the registry keeps parent tags here (never when they are turned off)."""
         return self._context.parent_tags and await self.marker.present()
@@ -499,25 +457,12 @@ class TagStore:
             ],
             consumeErrors=True,
         )
-        changed = []
-        for parent, (_, outcome) in zip(ordered, outcomes, strict=True):
+        for _, outcome in outcomes:
             if isinstance(outcome, Failure):
-                # the storage error itself, as from any other write
-                outcome.raiseException()
-            if outcome:
-                changed.append(parent)
-        self._log_changes(changed, result, write)
+                outcome.raiseException()  # the storage error itself, as from any other write
+        changed = [p for p, (_, moved) in zip(ordered, outcomes, strict=True) if moved]
+        _log_changes(self.name, changed, result, write)
         return result
-
-    def _log_changes(self, changed: list[str], result: dict[str, str | None], write: bool) -> None:
-        """Log the parents that storage had wrong (moved, or left stale in read-only mode)."""
-        if changed:
-            log.info(
-                "parent tags of {name} {action}: {parents}",
-                name=self.name,
-                action="moved" if write else "stale (read-only: not repaired)",
-                parents=", ".join(f"{p} -> {result[p] or '(removed)'}" for p in changed),
-            )
 
     async def _sync_line(
         self,
@@ -568,3 +513,14 @@ class TagStore:
             if await self._known_link(chosen.tag, known) is not None:
                 return chosen.tag
             candidates = [c for c in candidates if c is not chosen]
+
+
+def _log_changes(name: str, changed: list[str], result: dict[str, str | None], write: bool) -> None:
+    """Log the parents that storage had wrong (moved, or left stale in read-only mode)."""
+    if changed:
+        log.info(
+            "parent tags of {name} {action}: {parents}",
+            name=name,
+            action="moved" if write else "stale (read-only: not repaired)",
+            parents=", ".join(f"{p} -> {result[p] or '(removed)'}" for p in changed),
+        )

@@ -48,6 +48,7 @@ from paxd.storage.fsfiles import (
     FilesystemReader,
     FilesystemWriter,
     guarded,
+    read_and_close,
     space_checked,
     write_all,
 )
@@ -250,21 +251,7 @@ class FilesystemStorage:
             fd = self._open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
-        try:
-            st = os.fstat(fd)
-            if stat_module.S_ISDIR(st.st_mode):
-                raise PathNotFound(path)
-            # One read of the size fstat gives, plus one byte to see growth;
-            # more reads only if the file grew or the read came up short.
-            data = os.read(fd, st.st_size + 1)
-            if len(data) == st.st_size:
-                return data
-            chunks = [data]
-            while chunk := os.read(fd, 1024 * 1024):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
+        return read_and_close(fd, path)
 
     @space_checked
     def _put_content(self, path: str, content: bytes, durable: bool = True) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import stat
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -77,6 +78,25 @@ def _truncate_close(fd: int, size: int) -> None:
     """In the pool: cut the file back to *size* bytes (its space freed), then close it."""
     try:
         os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+
+
+def read_and_close(fd: int, path: str) -> bytes:
+    """In the pool: the whole file open at *fd* (PathNotFound for a directory), then close it."""
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise PathNotFound(path)
+        # One read of the size fstat gives, plus one byte to see growth;
+        # more reads only if the file grew or the read came up short.
+        data = os.read(fd, st.st_size + 1)
+        if len(data) == st.st_size:
+            return data
+        chunks = [data]
+        while chunk := os.read(fd, 1024 * 1024):
+            chunks.append(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)
 

@@ -83,6 +83,13 @@ class StartupSyncTests(RegistryHelpers):
         self.result(self.registry.start())
         self.storage.events.clear()
         self.push_pack("cni", "1.11.0")
-        kinds = {kind for kind, _ in self.storage.events}
+        # everything a push writes is durable, but the anonymous-mount hints
+        # (paxd.registry.holders: never trusted, written without an fsync)
+        kinds = {
+            kind for kind, path in self.storage.events if not path.startswith("/paxd/blobholders/")
+        }
         self.assertEqual(kinds, {"durable"})
+        hints = [p for kind, p in self.storage.events if kind == "unsynced"]
+        self.assertTrue(hints)
+        self.assertTrue(all(p.startswith("/paxd/blobholders/") for p in hints), hints)
         self.assertIn(("durable", layout.tag_current_link("cni", "1.x")), self.storage.events)
