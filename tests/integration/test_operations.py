@@ -266,7 +266,9 @@ class OnlineOperationsTests(TestCase):
             },
         )
         config["storage"]["maintenance"] = {
-            "gc": {"enabled": True, "interval": "1s", "grace": "0s"}
+            # a grace of a few seconds: the blobs pushed below stay until their manifest
+            # references them (grace 0 lets a run collect them in between, as it should)
+            "gc": {"enabled": True, "interval": "1s", "grace": "3s"}
         }
         daemon = await start_paxd(config, root.parent / "daemon", self)
         base = f"{daemon.url}/v2/app"
