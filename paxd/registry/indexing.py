@@ -184,8 +184,20 @@ class StartupIndexer:
         paths = [layout.tag_current_link(name, t) for t in names]
         *links, marker = await get_contents(context.driver, [*paths, layout.pack_marker(name)])
         digests = {t: parse_link(p, c) for t, p, c in zip(names, paths, links, strict=True)}
+        # every manifest a tag points at, and (for the repair) its revision link: one call
+        pointed = list(dict.fromkeys(d for d in digests.values() if d is not None))
+        found = await get_contents(
+            context.driver,
+            [layout.blob_data(d) for d in pointed]
+            + [layout.revision_link(name, d) for d in pointed],
+        )
+        contents = dict(zip(pointed, found[: len(pointed)], strict=True))
         if not context.readonly:
-            dangling = await remove_dangling(context.driver, name, names, digests)
+            revised = {
+                d for d, c in zip(pointed, found[len(pointed) :], strict=True) if c is not None
+            }
+            missing = {t for t, c in zip(names, links, strict=True) if c is None}
+            dangling = await remove_dangling(context.driver, name, names, digests, missing, revised)
             names = [t for t in names if t not in dangling]
             digests = {t: d for t, d in digests.items() if t not in dangling}
         versioned = {
@@ -193,12 +205,10 @@ class StartupIndexer:
             for tag, digest in digests.items()
             if digest is not None and not (context.parent_tags and versions.is_parent_tag(tag))
         }
-        wanted = dict.fromkeys(versioned.values())
-        manifests = await get_contents(context.driver, [layout.blob_data(d) for d in wanted])
-        by_digest: dict[Digest, PackSummary | None] = {
-            d: None if content is None else summarize(content, str(d))
-            for d, content in zip(wanted, manifests, strict=True)
-        }
+        by_digest: dict[Digest, PackSummary | None] = {}
+        for d in dict.fromkeys(versioned.values()):
+            content = contents.get(d)
+            by_digest[d] = None if content is None else summarize(content, str(d))
         summaries = {tag: by_digest[digest] for tag, digest in versioned.items()}
         holds = any(s is not None for s in summaries.values())
         parents: dict[str, str | None] = {}

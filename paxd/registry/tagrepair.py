@@ -15,39 +15,36 @@ from twisted.logger import Logger
 from paxd.registry import layout
 from paxd.registry.links import delete_quietly
 from paxd.registry.reference import Digest
-from paxd.storage.batch import get_contents
 from paxd.storage.interface import IStorageDriver
 
 log = Logger()
 
 
 async def remove_dangling(
-    driver: IStorageDriver, name: str, names: list[str], digests: Mapping[str, Digest | None]
+    driver: IStorageDriver,
+    name: str,
+    names: list[str],
+    digests: Mapping[str, Digest | None],
+    missing: set[str],
+    revised: set[Digest],
 ) -> set[str]:
     """Start-up repair, in the repository's turn: remove the tags that resolve to nothing.
 
-    A tag whose current link is missing (a kill between its index link
-    and its current link) and a tag pointing at a manifest this
-    repository no longer holds (a kill, or Docker distribution, deleting
-    the manifest first) would be listed and answer 404.  A current link
-    that is there but corrupt is left alone (listings skip it).
+    A tag whose current link is missing (a kill between its index link and
+    its current link) and a tag pointing at a manifest this repository no
+    longer holds (a kill, or Docker distribution, deleting the manifest
+    first) would be listed and answer 404.  A current link that is there but
+    corrupt is left alone (listings skip it).  What storage holds was read by
+    the caller, in its batches (:mod:`paxd.registry.indexing`):
 
-    :param names: repository *name*'s tags; *digests*: where each points (None: no link).
+    :param names: repository *name*'s tags; *digests*: where each points
+        (None: no link, or not a digest).
+    :param missing: the tags whose current link is missing.
+    :param revised: the digests pointed at whose revision link is there.
     :return: the tags removed.
     """
-    missing = [t for t in names if digests.get(t) is None]
-    pointed = sorted({d for t in names if (d := digests.get(t)) is not None}, key=str)
-    # one batch of small reads (paxd.storage.batch), not a stat per tag
-    found = await get_contents(
-        driver,
-        [layout.tag_current_link(name, t) for t in missing]
-        + [layout.revision_link(name, d) for d in pointed],
-    )
-    half_written = {
-        t for t, content in zip(missing, found[: len(missing)], strict=True) if content is None
-    }
-    gone = {d for d, content in zip(pointed, found[len(missing) :], strict=True) if content is None}
-    dangling = half_written | {t for t in names if digests.get(t) in gone}
+    gone = {d for t in names if (d := digests.get(t)) is not None and d not in revised}
+    dangling = (missing & set(names)) | {t for t in names if digests.get(t) in gone}
     for tag in sorted(dangling):
         await delete_quietly(driver, layout.tag_dir(name, tag))
     if dangling:
