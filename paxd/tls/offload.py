@@ -111,6 +111,11 @@ class OffloadTLSProtocol(BufferingTLSTransport):
     def direct_sink(self) -> TLSSink | None:
         """A sink for :mod:`paxd.web.direct`, or None if the socket below is not plain TCP."""
         wire = self.transport
+        for _ in range(4):
+            # look through wrappers that only watch the first bytes (paxd.tls.plainhttp)
+            if not getattr(wire, "direct_passthrough", False):
+                break
+            wire = getattr(wire, "transport", None)
         if not isinstance(wire, tcp.Connection) or self._tlsConnection is None:
             return None
         try:

@@ -39,6 +39,8 @@ class _RefusePlainHTTPProtocol(ProtocolWrapper):
     _decided = False
     _refused = False
     _held = b""
+    #: writes pass straight through to the socket below (paxd.web.direct may write there)
+    direct_passthrough = True
 
     def dataReceived(self, data: bytes) -> None:
         if self._refused:

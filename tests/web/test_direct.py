@@ -30,6 +30,7 @@ from paxd.storage.filesystem import FilesystemStorage
 from paxd.threadpool import PoolRunner, make_pool
 from paxd.tls.certificates import temporary_bundle, utcnow
 from paxd.tls.context import ServerTLS, wrap_tls
+from paxd.tls.plainhttp import RefusePlainHTTPFactory
 from paxd.web.plainport import RefuseTLSFactory
 from paxd.web.request import RegistrySite
 from paxd.web.root import RegistryRoot
@@ -120,6 +121,8 @@ class DirectTests(TestCase):
     """Plain connections: sendfile."""
 
     tls = False
+    #: the https listener's wiring: plain HTTP watched for (paxd.tls.plainhttp) above TLS
+    refuse_plain = False
     #: the job a direct transfer runs in the pool
     job = "SendfileSink.send"
 
@@ -141,6 +144,8 @@ class DirectTests(TestCase):
         )
         if self.tls:
             factory = wrap_tls(ServerTLS(temporary_bundle(["127.0.0.1"], utcnow())), site)
+            if self.refuse_plain:
+                factory = RefusePlainHTTPFactory(factory)
         else:
             factory = RefuseTLSFactory(site)
         self.port = reactor.listenTCP(0, factory, interface="127.0.0.1")
@@ -313,3 +318,9 @@ def _rmtree(path: str) -> None:
 
 
 __all__ = ["DirectTests", "TLSDirectTests", "ensureDeferred"]
+
+
+class TLSListenerDirectTests(TLSDirectTests):
+    """The same as paxd's https listeners wire it: behind the plain-HTTP check."""
+
+    refuse_plain = True
