@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from paxd.auth.fairqueue import FairQueue
-from paxd.auth.throttle import Throttle, TooManyAttempts, client_key
+from paxd.auth.throttle import Throttle, client_key
 from paxd.auth.throttlestate import (
     InProcessThrottleState,
     Outcome,
 )
-from tests.auth.throttlestate_mixin import StateMixin
+from tests.auth.throttlestate_mixin import StateMixin, outcome
 
 
 class InProcessStateTests(StateMixin, SynchronousTestCase):
@@ -149,37 +146,23 @@ class ThrottleTests(SynchronousTestCase):
         key = self.throttle.credentials_key(b"admin", password.encode())
         return self.throttle.login(address, key, "admin", lambda: self.checks.check(password))
 
-    def outcome(self, d: Deferred[Any]) -> Any:
-        """'ok', 401, (429, retry-after) or None while pending."""
-        results: list[Any] = []
-
-        def failed(f: Failure) -> None:
-            if f.check(TooManyAttempts):
-                results.append((429, f.value.retry_after))
-            else:
-                f.trap(UnauthorizedLogin)
-                results.append(401)
-
-        d.addCallbacks(lambda _: results.append("ok"), failed)
-        return results[0] if results else None
-
     def test_flood_of_200_guesses_right_password_150th_never_gets_in(self) -> None:
         """The issue's attack: 200 at once, the right password 150th; the limit is 10."""
         attempts = [self.attempt("right" if i == 149 else f"guess-{i}") for i in range(200)]
         self.assertEqual(len(self.checks.pending), 2, "two checks at a time for one address")
-        refused = [self.outcome(d) for d in attempts[10:]]
+        refused = [outcome(d) for d in attempts[10:]]
         self.assertEqual(refused, [(429, 1)] * 190, "refused before any check")
         for _ in range(5):
             self.checks.finish_all()
-        self.assertEqual([self.outcome(d) for d in attempts[:10]], [401] * 10)
+        self.assertEqual([outcome(d) for d in attempts[:10]], [401] * 10)
         # locked out: the right password too, at the gate and at the throttle
         self.assertEqual(self.throttle.retry_after("192.0.2.1"), 60)
-        self.assertEqual(self.outcome(self.attempt("right")), (429, 60))
+        self.assertEqual(outcome(self.attempt("right")), (429, 60))
         self.assertEqual(self.checks.pending, [], "no check ran during the lock-out")
         self.clock.advance(60)
         later = self.attempt("right")
         self.checks.finish_all()
-        self.assertEqual(self.outcome(later), "ok")
+        self.assertEqual(outcome(later), "ok")
 
     def test_other_address_is_checked_next_during_a_flood(self) -> None:
         flood = [self.attempt(f"guess-{i}") for i in range(200)]
@@ -190,10 +173,10 @@ class ThrottleTests(SynchronousTestCase):
         first.errback(UnauthorizedLogin())
         self.assertEqual([p for p, _ in self.checks.pending], ["guess-1", "right"])
         self.checks.pending.pop(1)[1].callback("admin")
-        self.assertEqual(self.outcome(legit), "ok")
+        self.assertEqual(outcome(legit), "ok")
         for _ in range(10):
             self.checks.finish_all()
-        self.assertEqual([self.outcome(d) for d in flood], [401] * 10 + [(429, 1)] * 190)
+        self.assertEqual([outcome(d) for d in flood], [401] * 10 + [(429, 1)] * 190)
 
     def test_same_credentials_in_parallel_are_one_attempt(self) -> None:
         """A client's parallel requests with the same password: one admission, one check."""
@@ -202,17 +185,17 @@ class ThrottleTests(SynchronousTestCase):
         self.checks.pending.pop()[1].callback("admin")
         # the joiners check again (from the checker's cache, in production)
         self.checks.finish_all()
-        self.assertEqual([self.outcome(d) for d in same], ["ok"] * 30)
+        self.assertEqual([outcome(d) for d in same], ["ok"] * 30)
         self.assertEqual(self.throttle.state.in_flight("192.0.2.1"), 0)  # type: ignore[attr-defined]
 
     def test_same_wrong_credentials_in_parallel_fail_together_counted_once(self) -> None:
         same = [self.attempt("wrong") for _ in range(30)]
         self.checks.finish_all()
-        self.assertEqual([self.outcome(d) for d in same], [401] * 30)
+        self.assertEqual([outcome(d) for d in same], [401] * 30)
         for i in range(8):
             d = self.attempt(f"guess-{i}")
             self.checks.finish_all()
-            self.assertEqual(self.outcome(d), 401)
+            self.assertEqual(outcome(d), 401)
         self.assertEqual(self.throttle.retry_after("192.0.2.1"), None, "9 failures so far")
 
     def test_broken_check_is_not_a_failure(self) -> None:
@@ -227,7 +210,7 @@ class ThrottleTests(SynchronousTestCase):
             self.throttle.record_failure("192.0.2.1", None)
         self.assertEqual(self.throttle.retry_after("192.0.2.1"), 60)
         d = self.throttle.login("192.0.2.1", b"k", "admin", lambda: succeed("admin"))
-        self.assertEqual(self.outcome(d), (429, 60))
+        self.assertEqual(outcome(d), (429, 60))
 
     def test_block_learned_from_a_shared_state(self) -> None:
         """Another replica blocked the address: this process learns it at the first attempt."""
@@ -236,5 +219,5 @@ class ThrottleTests(SynchronousTestCase):
         throttle = Throttle(self.clock, state)
         self.assertIsNone(throttle.retry_after("192.0.2.1"), "not known here yet")
         d = throttle.login("192.0.2.1", b"k", "admin", lambda: succeed("admin"))
-        self.assertEqual(self.outcome(d), (429, 60))
+        self.assertEqual(outcome(d), (429, 60))
         self.assertEqual(throttle.retry_after("192.0.2.1"), 60)

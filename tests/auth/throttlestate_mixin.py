@@ -6,11 +6,15 @@ and the table in Redis shared by replicas (tests/shared/test_throttle.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
+from paxd.auth.throttle import TooManyAttempts
 from paxd.auth.throttlestate import BUSY_RETRY, Admission, IThrottleState, Outcome
 
 if TYPE_CHECKING:
@@ -148,3 +152,18 @@ class StateMixin(_Base):
             self.assertFalse(self.admit().admitted)
         self.clock.advance(30)
         self.assertEqual(self.failures(2), 0, "a fresh start after the block")
+
+
+def outcome(d: Deferred[Any]) -> Any:
+    """A login's outcome: 'ok', 401, (429, retry-after), or None while pending."""
+    results: list[Any] = []
+
+    def failed(f: Failure) -> None:
+        if f.check(TooManyAttempts):
+            results.append((429, f.value.retry_after))
+        else:
+            f.trap(UnauthorizedLogin)
+            results.append(401)
+
+    d.addCallbacks(lambda _: results.append("ok"), failed)
+    return results[0] if results else None

@@ -90,6 +90,23 @@ class HAProxy:
             self.process.terminate()
             self.process.wait(10)
 
+    async def until_up(self, seconds: float) -> None:
+        """Until a request through the balancer is answered (it starts its servers up)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                answer = await http_request("GET", self.url + "/health", timeout=5)
+                if answer.status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"HAProxy answered no /health within {seconds:g} s:\n"
+                    + self.log.read_text(errors="replace")
+                )
+            await sleep(0.2)
+
 
 class ReplicasTests(TestCase):
     """HAProxy, two paxd replicas, one storage, one redis-server."""
@@ -111,16 +128,7 @@ class ReplicasTests(TestCase):
         await self.until_up()
 
     async def until_up(self, seconds: float = 20.0) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                answer = await http_request("GET", self.haproxy.url + "/health", timeout=5)
-                if answer.status == 200:
-                    return
-            except OSError:
-                pass
-            self.assertLess(time.monotonic(), deadline, self.haproxy.log.read_text())
-            await sleep(0.2)
+        await self.haproxy.until_up(seconds)
 
     async def pull(self, base: str, name: str, reference: str) -> HTTPResponse:
         return await http_request(

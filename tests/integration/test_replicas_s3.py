@@ -99,16 +99,7 @@ class ReplicasOnS3Tests(S3DaemonCase):
 
     async def until_both_up(self, seconds: float = 30.0) -> None:
         """Until a request through the balancer is answered (HAProxy starts its servers up)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                answer = await http_request("GET", self.haproxy.url + "/health", timeout=5)
-                if answer.status == 200:
-                    return
-            except OSError:
-                pass
-            self.assertLess(time.monotonic(), deadline, self.haproxy_log())
-            await sleep(0.2)
+        await self.haproxy.until_up(seconds)
 
     async def until_logged(self, text: str, seconds: float) -> float:
         """Wait until HAProxy logs *text* (a server going DOWN or UP); how long it took."""

@@ -13,34 +13,18 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from paxd.auth.throttle import Throttle, TooManyAttempts
+from paxd.auth.throttle import Throttle
 from paxd.auth.throttlestate import Outcome
 from paxd.shared import throttle as shared_throttle
 from paxd.shared.client import RedisClient
 from paxd.shared.throttle import RedisThrottleState
 from paxd.threadpool import SynchronousRunner
-from tests.auth.throttlestate_mixin import StateMixin
+from tests.auth.throttlestate_mixin import StateMixin, outcome
 from tests.support.redis import RedisServer, new_prefix, shared_redis
 
 ADDRESS = "192.0.2.1"
-
-
-def outcome(d: Deferred[Any]) -> Any:
-    """'ok', 401, (429, retry-after), or None while pending."""
-    results: list[Any] = []
-
-    def failed(f: Failure) -> None:
-        if f.check(TooManyAttempts):
-            results.append((429, f.value.retry_after))
-        else:
-            f.trap(UnauthorizedLogin)
-            results.append(401)
-
-    d.addCallbacks(lambda _: results.append("ok"), failed)
-    return results[0] if results else None
 
 
 class RedisStateTests(StateMixin, SynchronousTestCase):
